@@ -1,0 +1,125 @@
+"""The desired-state YAML file (``hotcb.yaml``): declare the callback set, hotcb converges.
+
+::
+
+    callbacks:
+      timing:
+        target: {kind: module, path: hotcb.modules.cb.callbacks.timing, symbol: TimingCallback}
+        init: {every: 50}
+        params: {window: 100}
+        enabled: true
+
+The file is re-read whenever it changes; :func:`plan` turns the difference between it
+and the live set into ops (``load`` for a new or re-targeted callback, ``set`` for
+changed params, ``enable`` / ``disable``, ``unload`` for a callback this file loaded and
+no longer lists). Reconciling the same file twice produces no ops.
+
+Example:
+    >>> desired = parse_desired({"callbacks": {"hb": {"target": {"kind": "module",
+    ...     "path": "hotcb.modules.cb.callbacks.heartbeat", "symbol": "HeartbeatCallback"},
+    ...     "params": {"every": 5}}}})
+    >>> [op.op for op in plan(desired, lambda cb_id: None, owned=set())]
+    ['load']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hotcb.ops import CommandError, Op
+
+__all__ = ["DesiredStateFile", "parse_desired", "plan"]
+
+_SPEC_KEYS = frozenset({"target", "init", "params", "enabled"})
+
+
+def parse_desired(data: Any) -> dict[str, Op]:
+    """Validate a decoded desired-state document into one ``load`` op per callback."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping) or not isinstance(data.get("callbacks", {}), Mapping):
+        raise CommandError("the desired-state file must be a mapping with a 'callbacks' mapping")
+    out: dict[str, Op] = {}
+    for cb_id, spec in (data.get("callbacks") or {}).items():
+        if not isinstance(spec, Mapping):
+            raise CommandError(f"callbacks.{cb_id}: expected a mapping with target, init, params, enabled")
+        unknown = sorted(set(spec) - _SPEC_KEYS)
+        if unknown:
+            raise CommandError(f"callbacks.{cb_id}: unknown key(s) {', '.join(unknown)}")
+        try:
+            out[str(cb_id)] = Op.from_dict({"op": "load", "id": cb_id, **spec})
+        except CommandError as exc:
+            raise CommandError(f"callbacks.{cb_id}: {exc}") from None
+    return out
+
+
+def plan(
+    desired: Mapping[str, Op],
+    current: Callable[[str], Mapping[str, Any] | None],
+    *,
+    owned: set[str],
+) -> list[Op]:
+    """Ops that take the live set to ``desired``.
+
+    ``current(id)`` returns ``{target, init, params, enabled}`` for a loaded callback
+    (None if absent); ``owned`` is the ids this file loaded before.
+    """
+    ops: list[Op] = []
+    for cb_id, want in desired.items():
+        have = current(cb_id)
+        if have is None or have["target"] != want.target or dict(have["init"]) != dict(want.init):
+            ops.append(want)
+            continue
+        changed = {k: v for k, v in want.params.items() if have["params"].get(k, _MISSING) != v}
+        if changed:
+            ops.append(Op(op="set", id=cb_id, params=changed))
+        enabled = True if want.enabled is None else want.enabled
+        if enabled != have["enabled"]:
+            ops.append(Op(op="enable" if enabled else "disable", id=cb_id))
+    for cb_id in sorted(owned - set(desired)):
+        if current(cb_id) is not None:
+            ops.append(Op(op="unload", id=cb_id))
+    return ops
+
+
+_MISSING = object()
+
+
+class DesiredStateFile:
+    """Watches a desired-state YAML file; :meth:`read_if_changed` returns new content."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._signature: tuple[int, int, int] | None = None
+
+    def read_if_changed(self) -> dict[str, Op] | None:
+        """The parsed file if it changed since the last call, else None.
+
+        Raises :class:`~hotcb.ops.CommandError` (once per change) for a file that does
+        not parse or validate; the caller records it and keeps the current set.
+        """
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if sig == self._signature:
+            return None
+        self._signature = sig
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise CommandError(f"{self.path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {self.path}: {exc}") from None
+        try:
+            return parse_desired(data)
+        except CommandError as exc:
+            raise CommandError(f"{self.path}: {exc}") from None

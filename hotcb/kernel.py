@@ -1,0 +1,416 @@
+"""``HotKernel``: owns a run directory, polls for commands, routes them, records them.
+
+The training loop calls :meth:`HotKernel.apply` at its safe points (after a step,
+after validation, ...). Each call is cheap when nothing changed: a clock check, then
+each module's dispatch loop. Every ``poll_interval`` seconds the kernel also reads
+new complete lines of ``hotcb.commands.jsonl``, parses each at the edge (a bad line
+becomes a ``failed`` ledger entry naming its line and the problem), routes valid ops
+to their module, records every outcome in ``hotcb.applied.jsonl`` and rewrites
+``hotcb.state.json`` when the set changed. Nothing a command or a callback does makes
+``apply`` raise.
+
+Example:
+    >>> import tempfile
+    >>> from hotcb.stream import CommandStream
+    >>> kernel = HotKernel(run_dir=tempfile.mkdtemp(), poll_interval=0, register=False)
+    >>> CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb",
+    ...     "target": {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat",
+    ...                "symbol": "HeartbeatCallback"}, "init": {"every": 2}})
+    >>> for step in range(1, 4):
+    ...     kernel.apply({"step": step, "log": print}, events=["train_step_end"])
+    [hb] train_step_end step=2
+    >>> kernel.close()
+
+Restarting in a run dir that already has a ledger resumes: the applied ops are
+replayed (``source: replay``) before the first step, and reading continues after the
+last command processed, so nothing is applied twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from hotcb.desired import DesiredStateFile
+from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
+from hotcb.modules.cb.controller import OpResult
+from hotcb.modules.cb.module import CallbackModule
+from hotcb.ops import CommandError, Op, parse_command
+from hotcb.rundir import RunDir
+from hotcb.state import HOSTNAME, STATE_VERSION, write_state
+from hotcb.stream import CommandLine, CommandStream
+
+__all__ = ["HotKernel", "KernelModule"]
+
+log = logging.getLogger("hotcb")
+
+Env = dict[str, Any]
+
+
+class KernelModule(Protocol):
+    """What a kernel module provides (``cb`` is the one hotcb ships)."""
+
+    name: str
+
+    def attach(self, kernel: HotKernel) -> None: ...
+
+    @property
+    def dispatch(self) -> Callable[[Env, Sequence[str]], None]: ...
+
+    def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult: ...
+
+    def poll(self, env: Env) -> bool: ...
+
+    def spec(self, cb_id: str) -> dict[str, Any] | None: ...
+
+    def status(self) -> dict[str, dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class HotKernel:
+    """The hotcb runtime inside a training process.
+
+    Args:
+        run_dir: the run directory (created, mode 0700). Under Hydra use
+            :meth:`from_config`, which defaults it to Hydra's output dir.
+        poll_interval: seconds between reads of the command file. 0 reads at every
+            ``apply``; the default (50 ms) keeps an idle ``apply`` to a clock check.
+        auto_disable_on_error: disable a callback whose ``handle`` raises (default True).
+        fsync: ``"never"`` (default: each ledger line is written and flushed to the OS,
+            which survives a process crash) or ``"always"`` (also ``fsync`` each line,
+            which survives power loss).
+        state_interval: at most this often (seconds) ``hotcb.state.json`` is refreshed
+            just to report a new step; changes to the set are written at once.
+        commands_path / config_path: a different command file / a desired-state YAML.
+        modules: kernel modules by name (default: ``{"cb": CallbackModule()}``).
+        register: list this run in the user's live-run registry so ``hotcb`` finds it
+            without ``--dir`` (default True).
+        resume: replay an existing ledger in ``run_dir`` before the first step.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        poll_interval: float = 0.05,
+        auto_disable_on_error: bool = True,
+        fsync: FsyncPolicy = "never",
+        state_interval: float = 1.0,
+        commands_path: str | os.PathLike[str] | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+        modules: Mapping[str, KernelModule] | None = None,
+        register: bool = True,
+        resume: bool = True,
+    ) -> None:
+        if poll_interval < 0:
+            raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
+        self.run_dir = RunDir(run_dir).ensure()
+        self.poll_interval = float(poll_interval)
+        self.state_interval = float(state_interval)
+        self.ledger = Ledger(self.run_dir.ledger, fsync=fsync)
+        self.modules: dict[str, KernelModule] = dict(
+            modules or {"cb": CallbackModule(auto_disable_on_error=auto_disable_on_error)}
+        )
+        for module in self.modules.values():
+            module.attach(self)
+        self._dispatchers = tuple(m.dispatch for m in self.modules.values())
+        self._commands = CommandStream(
+            Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
+        )
+        self._desired = DesiredStateFile(config_path) if config_path is not None else None
+        self._desired_owned: set[str] = set()
+        self._env: Env = {}
+        self._step: Any = None
+        self._epoch: Any = None
+        self._changed = True
+        self._next_poll = 0.0
+        self._next_state = 0.0
+        self._closed = False
+        self._started = time.time()
+        self.resumed = False
+        offset, lineno = 0, 0
+        if resume:
+            offset, lineno = self._replay()
+        self._reader = self._commands.reader(offset=offset, lineno=lineno)
+        self._registration: Path | None = None
+        if register:
+            self._registration = _register(self.run_dir.path)
+        self._write_state()
+        self._finalizer = weakref.finalize(self, _finalize, weakref.ref(self))
+        atexit.register(self._finalizer)
+
+    # -- Hydra ----------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, cfg: Any, run_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> HotKernel:
+        """Build a kernel from a composed Hydra config (see :mod:`hotcb.hydra`)."""
+        from hotcb.hydra.hydrate import kernel_from_config
+
+        return kernel_from_config(cfg, run_dir=run_dir, **kwargs)
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def apply(self, env: Env, events: Sequence[str]) -> None:
+        """Apply pending commands (at most every ``poll_interval``), then dispatch
+        ``events`` to every module. Never raises because of a command or a callback."""
+        if time.monotonic() >= self._next_poll:
+            self._poll(env, events)
+        for dispatch in self._dispatchers:
+            dispatch(env, events)
+
+    # -- commands -------------------------------------------------------------------
+
+    def _poll(self, env: Env, events: Sequence[str]) -> None:
+        now = time.monotonic()
+        self._next_poll = now + self.poll_interval
+        self._env = env
+        self._step = env.get("step")
+        self._epoch = env.get("epoch")
+        event = events[0] if events else None
+        try:
+            lines = self._reader.read_new()
+        except OSError as exc:
+            lines = []
+            log.error("hotcb: cannot read %s: %s", self._commands.path, exc)
+        if self._reader.reset_reason:
+            log.warning("hotcb: %s (%s)", self._reader.reset_reason, self._commands.path)
+            self.ledger.record(module="kernel", op="reset", id=None, source="auto",
+                               decision="applied", error=self._reader.reset_reason,
+                               step=self._step, epoch=self._epoch, event=event)
+        for line in lines:
+            self._apply_line(line, env, event)
+        if self._desired is not None:
+            self._reconcile_desired(env, event)
+        for module in self.modules.values():
+            try:
+                if module.poll(env):
+                    self._changed = True
+            except Exception:
+                log.exception("hotcb: module %r failed during poll", module.name)
+        if self._changed or (now >= self._next_state and self._step is not None):
+            self._write_state()
+            self._next_state = now + self.state_interval
+
+    def _apply_line(self, line: CommandLine, env: Env, event: str | None) -> None:
+        try:
+            op = parse_command(line.text)
+        except CommandError as exc:
+            error = f"{self._commands.path.name} line {line.lineno}: {exc}"
+            log.error("hotcb: ignored a bad command: %s", error)
+            self.ledger.record(module="cb", op="invalid", id=None, source="external",
+                               decision="failed", error=error, payload={"raw": line.text[:2000]},
+                               step=self._step, epoch=self._epoch, event=event,
+                               line=line.lineno, offset=line.offset)
+            return
+        self._submit(op, "external", env, event, line=line)
+
+    def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
+        """Apply ``op`` now (between steps), record it, and return its ledger entry.
+
+        Used for the initial callback set (``source="config"``, step 0).
+        """
+        return self._submit(op, source, env if env is not None else self._env or {"step": 0}, None)
+
+    def _submit(self, op: Op, source: str, env: Env, event: str | None,
+                *, line: CommandLine | None = None, sha256: str | None = None) -> LedgerEntry:
+        module = self.modules.get(op.module)
+        if module is None:
+            result = OpResult("failed", f"unknown module {op.module!r} (have: {', '.join(self.modules)})")
+        else:
+            try:
+                result = module.apply_op(op, env, sha256=sha256)
+            except Exception as exc:  # a module bug must not stop training either
+                log.exception("hotcb: module %r failed on %s", op.module, op.op)
+                result = OpResult("failed", f"{type(exc).__name__}: {exc}")
+        payload = {k: v for k, v in op.to_dict().items() if k not in ("module", "op", "id")}
+        payload.update(result.details)
+        if result.decision == "failed":
+            where = f" ({self._commands.path.name} line {line.lineno})" if line else ""
+            log.error("hotcb: %s %s failed%s: %s", op.op, op.id, where, result.error)
+        else:
+            log.info("hotcb: %s %s %s", op.op, op.id, result.decision)
+            self._changed = True
+        step = env.get("step", self._step)
+        return self.ledger.record(
+            module=op.module, op=op.op, id=op.id, source=source, decision=result.decision,
+            error=result.error, payload=payload, step=step, epoch=env.get("epoch", self._epoch),
+            event=event, line=line.lineno if line else None, offset=line.offset if line else None,
+        )
+
+    def _reconcile_desired(self, env: Env, event: str | None) -> None:
+        assert self._desired is not None
+        try:
+            desired = self._desired.read_if_changed()
+        except CommandError as exc:
+            log.error("hotcb: desired-state file ignored: %s", exc)
+            self.ledger.record(module="cb", op="invalid", id=None, source="config",
+                               decision="failed", error=str(exc), step=self._step,
+                               epoch=self._epoch, event=event)
+            return
+        if desired is None:
+            return
+        cb = self.modules.get("cb")
+        if cb is None:
+            return
+        from hotcb.desired import plan
+
+        for op in plan(desired, cb.spec, owned=self._desired_owned):
+            self._submit(op, "config", env, event)
+        self._desired_owned = set(desired)
+
+    # -- resume ---------------------------------------------------------------------
+
+    def _replay(self) -> tuple[int, int]:
+        """Re-apply an existing ledger; return where to continue reading commands."""
+        read = read_ledger(self.run_dir.ledger)
+        for warning in read.warnings():
+            log.warning("hotcb: %s", warning)
+        offset, lineno = 0, 0
+        replayable = [e for e in read.entries if e.decision == "applied" and e.module in self.modules]
+        for entry in read.entries:
+            if entry.offset is not None and entry.line is not None:
+                offset, lineno = entry.offset, entry.line
+            if entry.module == "kernel" and entry.op == "reset":
+                offset, lineno = 0, 0
+        if not replayable:
+            return offset, lineno
+        self.resumed = True
+        for entry in replayable:
+            op = _op_from_entry(entry)
+            if op is None:
+                continue
+            sha = entry.payload.get("sha256") if op.op == "load" else None
+            if entry.op == "reload":
+                spec = self.modules[op.module].spec(op.id)
+                if spec is not None:  # keep whether it was enabled
+                    op = Op(op="load", id=op.id, module=op.module, target=op.target,
+                            init=op.init, params=op.params, enabled=spec["enabled"])
+            result = self.modules[op.module].apply_op(op, {"step": entry.step}, sha256=sha)
+            if result.decision == "failed":
+                log.error("hotcb: replay of ledger seq %s (%s %s) failed: %s",
+                          entry.seq, op.op, op.id, result.error)
+        self.ledger.record(module="kernel", op="resume", id=None, source="replay",
+                           decision="applied",
+                           payload={"entries": len(replayable), "offset": offset, "line": lineno,
+                                    "state": {n: m.status() for n, m in self.modules.items()}})
+        log.info("hotcb: resumed %s: replayed %d ledger entries, reading commands after line %d",
+                 self.run_dir.path, len(replayable), lineno)
+        return offset, lineno
+
+    # -- state ----------------------------------------------------------------------
+
+    def recorder(self, module: str) -> Callable[..., LedgerEntry]:
+        """A ``record(op=, id=, source=, decision=, payload=, error=, env=)`` function
+        for changes ``module`` makes on its own (auto-disable, reload)."""
+
+        def record(*, env: Env | None = None, **fields: Any) -> LedgerEntry:
+            env = env or {}
+            self._changed = True
+            return self.ledger.record(module=module, step=env.get("step", self._step),
+                                      epoch=env.get("epoch", self._epoch), **fields)
+
+        return record
+
+    def mark_changed(self) -> None:
+        """Ask for ``hotcb.state.json`` to be rewritten at the next safe point."""
+        self._changed = True
+
+    def status(self) -> dict[str, Any]:
+        """The snapshot written to ``hotcb.state.json`` (see :mod:`hotcb.state`)."""
+        cb = self.modules.get("cb")
+        return {
+            "version": STATE_VERSION,
+            "run_dir": str(self.run_dir.path),
+            "pid": os.getpid(),
+            "host": HOSTNAME,
+            "started": self._started,
+            "updated": time.time(),
+            "closed": self._closed,
+            "step": self._step,
+            "epoch": self._epoch,
+            "ledger_seq": self.ledger.last_seq,
+            "callbacks": cb.status() if cb is not None else {},
+            "modules": sorted(self.modules),
+        }
+
+    def _write_state(self) -> None:
+        self._changed = False
+        try:
+            write_state(self.run_dir.state, self.status())
+        except OSError as exc:
+            log.error("hotcb: cannot write %s: %s", self.run_dir.state, exc)
+
+    def close(self) -> None:
+        """Write the final state, close every callback, leave the live-run registry."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._write_state()
+        finally:
+            for module in self.modules.values():
+                try:
+                    module.close()
+                except Exception:
+                    log.exception("hotcb: closing module %r failed", module.name)
+            if self._registration is not None:
+                _unregister(self._registration)
+                self._registration = None
+            atexit.unregister(self._finalizer)
+            self._finalizer.detach()
+
+    def __enter__(self) -> HotKernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _finalize(ref: weakref.ref[HotKernel]) -> None:
+    kernel = ref()
+    if kernel is not None:
+        kernel.close()
+
+
+def _op_from_entry(entry: LedgerEntry) -> Op | None:
+    """Rebuild the op a ledger entry applied (None for entries that are not ops)."""
+    payload = dict(entry.payload)
+    op = "load" if entry.op == "reload" else entry.op  # a reload = a load of the new bytes
+    if op not in ("load", "set", "enable", "disable", "unload"):
+        return None
+    data: dict[str, Any] = {"module": entry.module, "op": op, "id": entry.id}
+    for key in ("target", "init", "params", "enabled"):
+        if key in payload and payload[key] is not None:
+            data[key] = payload[key]
+    try:
+        return Op.from_dict(data)
+    except CommandError:
+        return None
+
+
+def _register(run_dir: Path) -> Path | None:
+    try:
+        from hotcb.runs import register_live_run
+    except ImportError:
+        return None
+    try:
+        return register_live_run(run_dir)
+    except Exception as exc:
+        log.warning("hotcb: could not register the run for `hotcb` without --dir: %s", exc)
+        return None
+
+
+def _unregister(entry: Path) -> None:
+    try:
+        from hotcb.runs import unregister_live_run
+
+        unregister_live_run(entry)
+    except Exception:
+        pass

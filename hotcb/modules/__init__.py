@@ -1,0 +1,1 @@
+"""Kernel modules. ``cb`` (hot callbacks) is the one hotcb ships."""

@@ -1,0 +1,445 @@
+"""``HotController``: the callback registry and its dispatch loop.
+
+The controller holds one slot per callback id (target, init kwargs, hot params,
+enabled flag, live instance, last error), applies validated :class:`~hotcb.ops.Op`\\ s to
+it, and dispatches events to the enabled callbacks with a plain loop over a tuple
+that is rebuilt only when the set changes: nothing is allocated per step and
+``set_params`` is called only when a ``set`` op arrives.
+
+Inside a :class:`~hotcb.kernel.HotKernel` the controller is wrapped by
+:class:`~hotcb.modules.cb.module.CallbackModule` and never touches files itself.
+Standalone, ``HotController(config_path=..., commands_path=...)`` runs its own small
+kernel over those files (ledger, state and captured sources go next to the commands
+file):
+
+Example:
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> ctl = HotController(commands_path=os.path.join(d, "hotcb.commands.jsonl"), poll_interval=0)
+    >>> from hotcb.stream import CommandStream
+    >>> CommandStream(os.path.join(d, "hotcb.commands.jsonl")).append({"op": "load", "id": "hb",
+    ...     "target": {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat",
+    ...                "symbol": "HeartbeatCallback"}, "init": {"every": 2}})
+    >>> for step in range(1, 5):
+    ...     ctl.apply({"step": step, "log": print}, events=["train_step_end"])
+    [hb] train_step_end step=2
+    [hb] train_step_end step=4
+    >>> ctl.status()["hb"]["params"]
+    {'every': 2}
+    >>> ctl.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hotcb.modules.cb.loader import LoadError, instantiate, resolve
+from hotcb.modules.cb.protocol import Env, HotCallback
+from hotcb.ops import CallbackTarget, Op
+
+if TYPE_CHECKING:
+    from hotcb.kernel import HotKernel
+
+__all__ = ["HotController", "OpResult", "Recorder"]
+
+log = logging.getLogger("hotcb")
+
+#: ``record(op=..., id=..., source=..., decision=..., payload=..., error=..., env=...)``:
+#: how the controller reports changes it makes on its own (auto-disable, file reload).
+Recorder = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What applying one op did: ``applied``, ``failed`` (with ``error``) or ``ignored``."""
+
+    decision: str
+    error: str | None = None
+    #: Extra facts for the ledger (e.g. the sha256 of a loaded file).
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+APPLIED = OpResult("applied")
+
+
+@dataclass
+class _Slot:
+    id: str
+    target: CallbackTarget
+    init: dict[str, Any]
+    params: dict[str, Any]
+    enabled: bool
+    instance: HotCallback
+    error: str | None = None
+    sha256: str | None = None
+    signature: tuple[int, int] | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "loaded": True,
+            "target": self.target.to_dict(),
+            "params": {**self.init, **self.params},
+            "error": self.error,
+            "sha256": self.sha256,
+        }
+
+
+class HotController:
+    """Registry + dispatch for hot callbacks.
+
+    Args:
+        config_path: standalone only: a desired-state YAML file
+            (``callbacks: {id: {target: {kind, path, symbol}, init, params, enabled}}``),
+            re-read whenever it changes and reconciled idempotently.
+        commands_path: standalone only: the JSONL command file to follow.
+        auto_disable_on_error: disable a callback whose ``handle`` raises (default True);
+            when False the error is logged and the callback keeps being called.
+        sources_dir: where ``python_file`` sources are captured (the kernel sets this).
+        poll_interval: standalone only: seconds between checks of the files (0 = every
+            ``apply``).
+    """
+
+    def __init__(
+        self,
+        config_path: str | os.PathLike[str] | None = None,
+        commands_path: str | os.PathLike[str] | None = None,
+        *,
+        auto_disable_on_error: bool = True,
+        sources_dir: str | os.PathLike[str] | None = None,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.auto_disable_on_error = auto_disable_on_error
+        self.sources_dir = Path(sources_dir) if sources_dir is not None else None
+        self._slots: dict[str, _Slot] = {}
+        self._dispatch: tuple[tuple[str, Callable[[str, Env], Any]], ...] = ()
+        self._pending_attach: list[str] = []
+        self._record: Recorder | None = None
+        self._changed: Callable[[], None] | None = None
+        self._kernel: HotKernel | None = None
+        if config_path is not None or commands_path is not None:
+            self._kernel = self._standalone_kernel(config_path, commands_path, poll_interval)
+
+    # -- standalone mode -------------------------------------------------------------
+
+    def _standalone_kernel(
+        self,
+        config_path: str | os.PathLike[str] | None,
+        commands_path: str | os.PathLike[str] | None,
+        poll_interval: float,
+    ) -> HotKernel:
+        from hotcb.kernel import HotKernel
+        from hotcb.modules.cb.module import CallbackModule
+
+        anchor = Path(commands_path if commands_path is not None else config_path)  # type: ignore[arg-type]
+        return HotKernel(
+            run_dir=anchor.expanduser().resolve().parent,
+            commands_path=commands_path,
+            config_path=config_path,
+            poll_interval=poll_interval,
+            modules={"cb": CallbackModule(controller=self)},
+            register=False,
+        )
+
+    def apply(self, env: Env, events: Sequence[str]) -> None:
+        """Standalone entry point: apply pending changes, then dispatch ``events``."""
+        if self._kernel is not None:
+            self._kernel.apply(env, events)
+        else:
+            self.dispatch(env, events)
+
+    # -- wiring (used by CallbackModule) ---------------------------------------------
+
+    def bind(self, record: Recorder | None, changed: Callable[[], None] | None) -> None:
+        """Let the owner hear about changes the controller makes on its own."""
+        self._record = record
+        self._changed = changed
+
+    # -- the hot path -----------------------------------------------------------------
+
+    def dispatch(self, env: Env, events: Sequence[str]) -> None:
+        """Call ``handle(event, env)`` on every enabled callback, for each event.
+
+        A callback that raises is reported (and auto-disabled, by default); the others
+        still run and nothing propagates to the training loop.
+        """
+        if self._pending_attach:
+            self._attach_pending(env)
+        for event in events:
+            for cb_id, handle in self._dispatch:
+                try:
+                    handle(event, env)
+                except Exception as exc:
+                    self._handle_failed(cb_id, event, env, exc)
+
+    def _rebuild(self) -> None:
+        self._dispatch = tuple(
+            (s.id, s.instance.handle) for s in self._slots.values() if s.enabled
+        )
+        if self._changed is not None:
+            self._changed()
+
+    def _attach_pending(self, env: Env) -> None:
+        pending, self._pending_attach = self._pending_attach, []
+        for cb_id in pending:
+            slot = self._slots.get(cb_id)
+            if slot is None or not slot.enabled:
+                continue
+            on_attach = getattr(slot.instance, "on_attach", None)
+            if on_attach is None:
+                continue
+            try:
+                on_attach(env)
+            except Exception as exc:
+                self._handle_failed(cb_id, "on_attach", env, exc)
+
+    def _handle_failed(self, cb_id: str, event: str, env: Env, exc: Exception) -> None:
+        slot = self._slots.get(cb_id)
+        if slot is None:
+            return
+        summary = f"{type(exc).__name__}: {exc} (in {event})"
+        slot.error = summary
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        action = "auto-disabled" if self.auto_disable_on_error else "still enabled"
+        message = (
+            f"hotcb: callback {cb_id!r} raised in {event} at step {env.get('step')}; {action}"
+            + (f" (re-enable with: hotcb cb enable {cb_id})" if self.auto_disable_on_error else "")
+        )
+        log.error("%s\n%s", message, tb.rstrip())
+        sink = env.get("log")
+        if callable(sink):
+            try:
+                sink(f"{message}: {summary}")
+            except Exception:
+                pass
+        if self.auto_disable_on_error and slot.enabled:
+            slot.enabled = False
+            self._rebuild()
+            if self._record is not None:
+                self._record(
+                    op="disable",
+                    id=cb_id,
+                    source="auto",
+                    decision="applied",
+                    error=summary,
+                    payload={"traceback": tb[-4000:]},
+                    env=env,
+                )
+        elif self._changed is not None:
+            self._changed()
+
+    # -- applying ops -------------------------------------------------------------------
+
+    def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult:
+        """Apply one validated op. Never raises for a bad op: returns ``failed``.
+
+        ``sha256`` (replay only): load a ``python_file`` target from the source captured
+        under that hash instead of the file's current bytes.
+        """
+        handler = getattr(self, f"_op_{op.op}", None)
+        if handler is None:
+            return OpResult("failed", f"the cb module has no op {op.op!r}")
+        if op.op != "load" and op.id not in self._slots:
+            known = ", ".join(sorted(self._slots)) or "none loaded"
+            return OpResult("failed", f"unknown callback id {op.id!r} (known: {known})")
+        try:
+            result: OpResult = self._op_load(op, sha256) if op.op == "load" else handler(op)
+        except LoadError as exc:
+            return OpResult("failed", str(exc))
+        if result.decision == "applied":
+            self._rebuild()
+        return result
+
+    def _op_load(self, op: Op, sha256: str | None = None) -> OpResult:
+        assert op.target is not None  # guaranteed by Op.from_dict
+        source = op.target
+        if sha256 is not None and self.sources_dir is not None and source.kind == "python_file":
+            captured = self.sources_dir / f"{sha256}.py"
+            if not captured.exists():
+                raise LoadError(f"captured source {captured} is missing; cannot replay {op.id!r}")
+            source = CallbackTarget("python_file", str(captured), source.symbol)
+        resolved = resolve(source, sources_dir=self.sources_dir)
+        instance = instantiate(resolved.factory, op.id, op.init)
+        if op.params:
+            try:
+                instance.set_params(**op.params)
+            except Exception as exc:
+                _close_quietly(instance)
+                return OpResult("failed", f"set_params on new {op.id!r} raised {type(exc).__name__}: {exc}")
+        previous = self._slots.get(op.id)
+        enabled = True if op.enabled is None else op.enabled
+        self._slots[op.id] = _Slot(
+            id=op.id,
+            target=op.target,
+            init=dict(op.init),
+            params=dict(op.params),
+            enabled=enabled,
+            instance=instance,
+            sha256=resolved.sha256,
+            signature=_file_signature(op.target) if source is not op.target else resolved.signature,
+        )
+        if previous is not None:
+            _close_quietly(previous.instance)
+        if enabled:
+            self._pending_attach.append(op.id)
+        details: dict[str, Any] = {"replaced": previous is not None}
+        if resolved.sha256:
+            details["sha256"] = resolved.sha256
+        return OpResult("applied", details=details)
+
+    def _op_set(self, op: Op) -> OpResult:
+        slot = self._slots[op.id]
+        try:
+            slot.instance.set_params(**op.params)
+        except Exception as exc:
+            return OpResult(
+                "failed",
+                f"{op.id}.set_params({_kwargs(op.params)}) raised {type(exc).__name__}: {exc}; "
+                "previous values kept",
+            )
+        slot.params.update(op.params)
+        return APPLIED
+
+    def _op_enable(self, op: Op) -> OpResult:
+        slot = self._slots[op.id]
+        if slot.enabled:
+            return OpResult("ignored", f"{op.id!r} is already enabled")
+        slot.enabled = True
+        slot.error = None
+        self._pending_attach.append(op.id)
+        return APPLIED
+
+    def _op_disable(self, op: Op) -> OpResult:
+        slot = self._slots[op.id]
+        if not slot.enabled:
+            return OpResult("ignored", f"{op.id!r} is already disabled")
+        slot.enabled = False
+        return APPLIED
+
+    def _op_unload(self, op: Op) -> OpResult:
+        slot = self._slots.pop(op.id)
+        _close_quietly(slot.instance)
+        return APPLIED
+
+    # -- python_file reloads ------------------------------------------------------------
+
+    def reload_changed_sources(self, env: Env | None = None) -> bool:
+        """Reload every ``python_file`` callback whose file changed on disk.
+
+        The new instance gets the same init kwargs and the current hot params; if
+        anything fails, the old instance keeps running and the failure is recorded.
+        Returns True if anything was reloaded.
+        """
+        reloaded = False
+        for slot in list(self._slots.values()):
+            if slot.signature is None or slot.target.kind != "python_file":
+                continue
+            try:
+                st = os.stat(slot.target.path)
+            except OSError:
+                continue  # file gone: keep running what we have
+            sig = (st.st_mtime_ns, st.st_size)
+            if sig == slot.signature:
+                continue
+            slot.signature = sig
+            reloaded |= self._reload(slot, env or {})
+        return reloaded
+
+    def _reload(self, slot: _Slot, env: Env) -> bool:
+        previous_sha = slot.sha256
+        try:
+            resolved = resolve(slot.target, sources_dir=self.sources_dir)
+            if resolved.sha256 == previous_sha:
+                return False
+            instance = instantiate(resolved.factory, slot.id, slot.init)
+            if slot.params:
+                instance.set_params(**slot.params)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
+            log.error("hotcb: reloading %r from %s failed; the previous version keeps running: %s",
+                      slot.id, slot.target.path, error)
+            if self._record is not None:
+                self._record(op="reload", id=slot.id, source="auto", decision="failed",
+                             error=error, payload={"target": slot.target.to_dict()}, env=env)
+            return False
+        old = slot.instance
+        slot.instance = instance
+        slot.sha256 = resolved.sha256
+        slot.signature = resolved.signature
+        slot.error = None
+        _close_quietly(old)
+        if slot.enabled:
+            self._pending_attach.append(slot.id)
+        self._rebuild()
+        log.info("hotcb: reloaded %r from %s (sha256 %s)", slot.id, slot.target.path,
+                 (resolved.sha256 or "")[:12])
+        if self._record is not None:
+            self._record(op="reload", id=slot.id, source="auto", decision="applied",
+                         payload={"target": slot.target.to_dict(), "sha256": resolved.sha256,
+                                  "previous_sha256": previous_sha, "init": dict(slot.init),
+                                  "params": dict(slot.params)},
+                         env=env)
+        return True
+
+    # -- introspection -------------------------------------------------------------------
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per id: ``enabled``, ``loaded``, ``target``, ``params`` (init overlaid with
+        hot params), ``error`` (last failure or None), ``sha256`` (python_file only)."""
+        return {cb_id: slot.record() for cb_id, slot in self._slots.items()}
+
+    def spec(self, cb_id: str) -> dict[str, Any] | None:
+        """How ``cb_id`` was loaded: ``target``, ``init``, ``params`` (hot), ``enabled``."""
+        slot = self._slots.get(cb_id)
+        if slot is None:
+            return None
+        return {"target": slot.target, "init": dict(slot.init), "params": dict(slot.params),
+                "enabled": slot.enabled}
+
+    def get(self, cb_id: str) -> HotCallback | None:
+        """The live instance for ``cb_id`` (None if not loaded)."""
+        slot = self._slots.get(cb_id)
+        return slot.instance if slot is not None else None
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._slots)
+
+    def close(self) -> None:
+        """Close every callback (and, standalone, the files)."""
+        if self._kernel is not None:
+            kernel, self._kernel = self._kernel, None
+            kernel.close()  # closes this controller through its module
+            return
+        for slot in self._slots.values():
+            _close_quietly(slot.instance)
+        self._slots.clear()
+        self._dispatch = ()
+
+
+def _file_signature(target: CallbackTarget) -> tuple[int, int] | None:
+    try:
+        st = os.stat(target.path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _close_quietly(instance: Any) -> None:
+    close = getattr(instance, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:
+        log.exception("hotcb: close() of callback %r raised", getattr(instance, "id", instance))
+
+
+def _kwargs(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())

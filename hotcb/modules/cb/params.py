@@ -1,0 +1,66 @@
+"""Small validators for hot parameters, shared by the built-in callbacks.
+
+Each raises ``ValueError`` (or ``TypeError``) with a message that names the parameter
+and what it accepts, which the ledger and the CLI show as-is.
+
+Example:
+    >>> positive_int("every", 5)
+    5
+    >>> positive_int("every", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: every must be an integer >= 1, got 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["check_known", "choice", "positive_float", "positive_int", "str_list"]
+
+
+def check_known(owner: str, kwargs: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Raise ``TypeError`` if ``kwargs`` has a name not in ``known``."""
+    allowed = sorted(known)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"{owner} has no hot parameter {', '.join(map(repr, unknown))}; "
+            f"it accepts: {', '.join(allowed)}"
+        )
+
+
+def positive_int(name: str, value: Any) -> int:
+    """An integer >= 1 (bools are rejected; integral floats like ``5.0`` are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    """A finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def choice(name: str, value: Any, options: Iterable[str]) -> str:
+    """One of ``options``."""
+    opts = list(options)
+    if value not in opts:
+        raise ValueError(f"{name} must be one of {', '.join(opts)}, got {value!r}")
+    return str(value)
+
+
+def str_list(name: str, value: Any) -> list[str]:
+    """A list of strings; a single string becomes a one-element list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"{name} must be a list of names, got {value!r}")

@@ -1,0 +1,289 @@
+"""Records that cross process boundaries, and the parsing that produces them.
+
+Everything a user (or the CLI) writes into ``hotcb.commands.jsonl`` is parsed here,
+at the edge, into a frozen :class:`Op`. The kernel and the callback controller only
+ever see valid ops; anything malformed becomes a :class:`CommandError` whose message
+says what was wrong and what to do.
+
+This module must stay light: the CLI imports it, and the CLI never imports torch.
+
+Example:
+    >>> op = parse_command('{"op": "set", "id": "heartbeat", "params": {"every": 5}}')
+    >>> op.op, op.id, dict(op.params)
+    ('set', 'heartbeat', {'every': 5})
+    >>> parse_assignments(["every=5", "lr=3e-4", "on=true", "tags=[a,b]"])
+    {'every': 5, 'lr': 0.0003, 'on': True, 'tags': ['a', 'b']}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "OPS",
+    "OP_ALIASES",
+    "TARGET_KINDS",
+    "CallbackTarget",
+    "CommandError",
+    "Op",
+    "check_id",
+    "parse_assignments",
+    "parse_command",
+    "parse_scalar",
+]
+
+#: Operations the ``cb`` module understands.
+OPS: tuple[str, ...] = ("load", "set", "enable", "disable", "unload")
+#: Accepted spellings that normalise to a canonical op.
+OP_ALIASES: dict[str, str] = {"set_params": "set"}
+#: Where a callback class can come from.
+TARGET_KINDS: tuple[str, ...] = ("module", "python_file")
+
+_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled"})
+
+
+class CommandError(ValueError):
+    """A command (or part of one) is invalid. The message is meant for a person."""
+
+
+def check_id(value: object, *, what: str = "callback id") -> str:
+    """Return ``value`` if it is a valid callback id, else raise :class:`CommandError`.
+
+    Ids double as Hydra config keys (``hotcb.callbacks.<id>``), so they follow Hydra's
+    key grammar: a letter or ``_``, then letters, digits, ``_`` or ``-``.
+
+    >>> check_id("feat_viz")
+    'feat_viz'
+    """
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise CommandError(
+            f"invalid {what} {value!r}: use letters, digits, '_' or '-', starting with a letter or '_'"
+        )
+    return value
+
+
+def _check_params(value: object, *, field_name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise CommandError(f"'{field_name}' must be an object of name: value, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not _PARAM_RE.match(key):
+            raise CommandError(f"invalid parameter name {key!r} in '{field_name}': must be a Python identifier")
+        out[key] = val
+    return out
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """Where a callback class (or factory) lives.
+
+    ``kind="module"``: ``path`` is an importable dotted module path.
+    ``kind="python_file"``: ``path`` is a ``.py`` file on disk.
+
+    >>> t = CallbackTarget("module", "hotcb.modules.cb.callbacks.timing", "TimingCallback")
+    >>> CallbackTarget.from_dict(t.to_dict()) == t
+    True
+    """
+
+    kind: Literal["module", "python_file"]
+    path: str
+    symbol: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in TARGET_KINDS:
+            raise CommandError(f"target kind must be one of {list(TARGET_KINDS)}, got {self.kind!r}")
+        if not isinstance(self.path, str) or not self.path:
+            raise CommandError("target 'path' must be a non-empty string")
+        if not isinstance(self.symbol, str) or not self.symbol.isidentifier():
+            raise CommandError(f"target 'symbol' must be a Python identifier, got {self.symbol!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "path": self.path, "symbol": self.symbol}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CallbackTarget:
+        if not isinstance(data, Mapping):
+            raise CommandError(f"'target' must be an object with kind, path, symbol; got {data!r}")
+        missing = [k for k in ("kind", "path", "symbol") if k not in data]
+        if missing:
+            raise CommandError(f"'target' is missing {', '.join(missing)} (needs kind, path, symbol)")
+        return cls(kind=data["kind"], path=data["path"], symbol=data["symbol"])
+
+    def describe(self) -> str:
+        """``module.path:Symbol`` or ``/file.py:Symbol``, as shown by ``hotcb status``."""
+        return f"{self.path}:{self.symbol}"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One validated operation for a kernel module (``module="cb"`` by default).
+
+    ``load`` carries ``target`` (and optional ``init``, ``params``, ``enabled``);
+    ``set`` carries ``params``; ``enable`` / ``disable`` / ``unload`` carry only ``id``.
+    """
+
+    op: str
+    id: str
+    module: str = "cb"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    target: CallbackTarget | None = None
+    init: Mapping[str, Any] = field(default_factory=dict)
+    enabled: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to the command stream (empty fields omitted)."""
+        out: dict[str, Any] = {"module": self.module, "op": self.op, "id": self.id}
+        if self.target is not None:
+            out["target"] = self.target.to_dict()
+        if self.init:
+            out["init"] = dict(self.init)
+        if self.params:
+            out["params"] = dict(self.params)
+        if self.enabled is not None:
+            out["enabled"] = self.enabled
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Op:
+        """Validate a decoded command object. Raises :class:`CommandError`."""
+        if not isinstance(data, Mapping):
+            raise CommandError(f"a command must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - _COMMAND_KEYS)
+        if unknown:
+            raise CommandError(
+                f"unknown field(s) {', '.join(map(repr, unknown))}; a command may have "
+                f"{', '.join(sorted(_COMMAND_KEYS))}"
+            )
+        module = data.get("module", "cb")
+        if not isinstance(module, str) or not module:
+            raise CommandError(f"'module' must be a non-empty string, got {module!r}")
+        raw_op = data.get("op")
+        if raw_op is None:
+            raise CommandError(f"missing 'op' (one of {', '.join(OPS)})")
+        op = OP_ALIASES.get(raw_op, raw_op) if isinstance(raw_op, str) else raw_op
+        if op not in OPS:
+            raise CommandError(f"unknown op {raw_op!r}: expected one of {', '.join(OPS)} (or set_params)")
+        if "id" not in data:
+            raise CommandError("missing 'id' (the callback id)")
+        cb_id = check_id(data["id"])
+        params = _check_params(data.get("params"), field_name="params")
+        init = _check_params(data.get("init"), field_name="init")
+        enabled = data.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise CommandError(f"'enabled' must be true or false, got {enabled!r}")
+        target: CallbackTarget | None = None
+        if op == "load":
+            if data.get("target") is None:
+                raise CommandError(
+                    f"'load' of {cb_id!r} needs a 'target' {{kind, path, symbol}} "
+                    "(CLI: --path MODULE or --file FILE.py, with --symbol NAME)"
+                )
+            target = CallbackTarget.from_dict(data["target"])
+        else:
+            extra = [k for k in ("target", "init") if data.get(k)]
+            if op != "set" and params:
+                extra.append("params")
+            if op != "load" and enabled is not None:
+                extra.append("enabled")
+            if extra:
+                raise CommandError(f"'{op}' does not take {', '.join(extra)}")
+            if op == "set" and not params:
+                raise CommandError(f"'set' of {cb_id!r} needs at least one parameter, e.g. every=5")
+        return cls(op=op, id=cb_id, module=module, params=params, target=target, init=init, enabled=enabled)
+
+
+def parse_command(line: str | bytes) -> Op:
+    """Parse one line of ``hotcb.commands.jsonl`` into an :class:`Op`.
+
+    Raises :class:`CommandError` naming the problem (bad JSON with its column, a missing
+    or unknown field, a bad value).
+
+    >>> parse_command('{"op": "disable", "id": "timing"}').to_dict()
+    {'module': 'cb', 'op': 'disable', 'id': 'timing'}
+    """
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"line is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = line.strip()
+    if not text:
+        raise CommandError("empty line")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise CommandError("not valid JSON: nested too deeply") from None
+    return Op.from_dict(data)
+
+
+_INT_RE = re.compile(r"^[-+]?\d+$")
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def parse_scalar(text: str) -> Any:
+    """Parse a ``key=value`` value the way a Hydra user expects.
+
+    YAML scalars and flow collections (``5``, ``true``, ``null``, ``[a, b]``, ``{k: 1}``),
+    with floats in exponent form without a dot (``3e-4``) read as floats, as Hydra does.
+
+    >>> [parse_scalar(s) for s in ["5", "3e-4", "true", "[a,b]", "hello world", "'5'"]]
+    [5, 0.0003, True, ['a', 'b'], 'hello world', '5']
+    """
+    stripped = text.strip()
+    if _INT_RE.match(stripped):
+        return int(stripped)
+    if _FLOAT_RE.match(stripped):
+        return float(stripped)
+    if stripped.lower() in ("inf", "+inf", "-inf", "nan"):
+        return float(stripped)
+    try:
+        value = yaml.safe_load(stripped) if stripped else ""
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CommandError(f"cannot parse value {text!r}: {problem}") from None
+    if not _is_plain(value):
+        # YAML timestamps, binary, ... are not JSON values: keep the text as written.
+        return stripped
+    return value
+
+
+def _is_plain(value: Any) -> bool:
+    """True for values that survive a JSON round trip (what commands and the ledger hold)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return True
+    if isinstance(value, float):
+        return True
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``["every=5", "lr=3e-4"]`` into ``{"every": 5, "lr": 0.0003}``.
+
+    Raises :class:`CommandError` for an item without ``=`` or with a bad name.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise CommandError(f"expected name=value, got {item!r} (e.g. every=5)")
+        if not _PARAM_RE.match(key):
+            raise CommandError(f"invalid parameter name {key!r} in {item!r}: must be a Python identifier")
+        out[key] = parse_scalar(raw)
+    return out

@@ -1,0 +1,81 @@
+"""The run directory: where one training run and the ``hotcb`` CLI meet.
+
+=============================  ==================================================
+``hotcb.commands.jsonl``       input: commands, one JSON object per line (CLI writes)
+``hotcb.applied.jsonl``        the ledger: one line per processed command
+``hotcb.state.json``           the current callback set (rewritten atomically)
+``hotcb.sources/<sha256>.py``  captured source of every ``python_file`` load
+=============================  ==================================================
+
+Example:
+    >>> import tempfile
+    >>> rd = RunDir(tempfile.mkdtemp()).ensure()
+    >>> rd.commands.name, rd.ledger.name, rd.state.name
+    ('hotcb.commands.jsonl', 'hotcb.applied.jsonl', 'hotcb.state.json')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "COMMANDS_FILE",
+    "LEDGER_FILE",
+    "SOURCES_DIR",
+    "STATE_FILE",
+    "RunDir",
+]
+
+COMMANDS_FILE = "hotcb.commands.jsonl"
+LEDGER_FILE = "hotcb.applied.jsonl"
+STATE_FILE = "hotcb.state.json"
+SOURCES_DIR = "hotcb.sources"
+
+DIR_MODE = 0o700
+
+
+class RunDir:
+    """Paths of one run directory; :meth:`ensure` creates it owner-only."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def commands(self) -> Path:
+        return self.path / COMMANDS_FILE
+
+    @property
+    def ledger(self) -> Path:
+        return self.path / LEDGER_FILE
+
+    @property
+    def state(self) -> Path:
+        return self.path / STATE_FILE
+
+    @property
+    def sources(self) -> Path:
+        return self.path / SOURCES_DIR
+
+    def source_file(self, sha256: str) -> Path:
+        return self.sources / f"{sha256}.py"
+
+    def ensure(self) -> RunDir:
+        """Create the run dir and ``hotcb.sources/`` (mode 0700, whatever the umask)."""
+        for d in (self.path, self.sources):
+            existed = d.exists()
+            d.mkdir(parents=True, exist_ok=True)
+            if not existed:
+                os.chmod(d, DIR_MODE)
+        return self
+
+    def contains(self, path: str | os.PathLike[str]) -> bool:
+        """True if ``path`` resolves to a location inside this run dir."""
+        try:
+            Path(path).resolve().relative_to(self.path)
+        except ValueError:
+            return False
+        return True

@@ -1,0 +1,82 @@
+"""``hotcb.state.json``: a snapshot of the live callback set, for the CLI.
+
+The training process rewrites it atomically (write a temp file, then ``rename``)
+whenever the callback set changes and at most every ``state_interval`` seconds
+otherwise, so ``hotcb status`` and the CLI's up-front validation never touch the
+training process and never see a half-written file.
+
+Shape::
+
+    {"version": 1, "run_dir": "...", "pid": 1234, "host": "node1", "started": 1.7e9,
+     "updated": 1.7e9, "closed": false, "step": 120, "epoch": 0,
+     "callbacks": {"timing": {"enabled": true, "loaded": true,
+                              "target": {"kind": "module", "path": "...", "symbol": "..."},
+                              "params": {"every": 50, "window": 200}, "error": null}}}
+
+Example:
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "hotcb.state.json")
+    >>> write_state(p, {"callbacks": {}})
+    >>> read_state(p)
+    {'callbacks': {}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from hotcb.ledger import json_default
+
+__all__ = ["HOSTNAME", "is_live", "read_state", "write_state"]
+
+STATE_VERSION = 1
+HOSTNAME = socket.gethostname()
+
+
+def write_state(path: str | os.PathLike[str], snapshot: dict[str, Any]) -> None:
+    """Atomically replace ``path`` with ``snapshot`` as JSON (mode 0600)."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    data = json.dumps(snapshot, indent=2, sort_keys=True, default=json_default).encode("utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The last snapshot, or None if there is none (or it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_live(state: dict[str, Any] | None) -> bool:
+    """True if the snapshot's training process is still running (on this host)."""
+    if not state or state.get("closed"):
+        return False
+    pid = state.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if state.get("host") not in (None, HOSTNAME):
+        return True  # cannot check another host's processes; trust the snapshot
+    return pid_alive(pid)

@@ -1,0 +1,91 @@
+"""HotController standalone: a desired-state YAML and a command file, no kernel code in sight."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hotcb.ledger import read_ledger
+from hotcb.modules.cb import CallbackModule, CallbackTarget, HotCallback, HotController
+from hotcb.modules.cb.callbacks.heartbeat import HeartbeatCallback
+from hotcb.modules.cb.callbacks.timing import TimingCallback
+from hotcb.stream import CommandStream
+
+HEARTBEAT = {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat", "symbol": "HeartbeatCallback"}
+
+
+def write_yaml(path: Path, callbacks: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump({"callbacks": callbacks}))
+    bump = time.time_ns() + 1_000_000 * len(path.read_bytes())
+    os.utime(path, ns=(bump, bump))  # make every rewrite visible even within one mtime tick
+
+
+def test_public_names_hold() -> None:
+    assert CallbackTarget.__module__ == "hotcb.ops"
+    assert isinstance(TimingCallback(), HotCallback) and isinstance(HeartbeatCallback(), HotCallback)
+    assert CallbackModule.name == "cb"
+
+
+def test_desired_state_file_is_reconciled_idempotently(tmp_path: Path, log_lines: Any) -> None:
+    config = tmp_path / "hotcb.yaml"
+    commands = tmp_path / "hotcb.commands.jsonl"
+    write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 2}}})
+    ctl = HotController(config_path=config, commands_path=commands, poll_interval=0)
+    try:
+        for n in range(1, 5):
+            ctl.apply({"step": n, "log": log_lines}, ["train_step_end"])
+        assert log_lines.lines == ["[hb] train_step_end step=2", "[hb] train_step_end step=4"]
+        # same content again: nothing to do
+        write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 2}}})
+        ctl.apply({"step": 5, "log": log_lines}, ["train_step_end"])
+        assert [e.op for e in read_ledger(tmp_path / "hotcb.applied.jsonl").entries] == ["load"]
+        # a param change becomes a set; enabled: false a disable
+        write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 2}, "params": {"every": 3},
+                                   "enabled": False}})
+        ctl.apply({"step": 6, "log": log_lines}, ["train_step_end"])
+        assert ctl.status()["hb"]["params"] == {"every": 3} and ctl.status()["hb"]["enabled"] is False
+        # a command from the command file lives beside the YAML's set
+        CommandStream(commands).append({"op": "load", "id": "extra", "target": HEARTBEAT})
+        write_yaml(config, {})
+        ctl.apply({"step": 7, "log": log_lines}, ["train_step_end"])
+        assert set(ctl.status()) == {"extra"}  # hb removed (the YAML owned it), extra kept
+        ledger = read_ledger(tmp_path / "hotcb.applied.jsonl").entries
+        assert [(e.op, e.id, e.source) for e in ledger] == [
+            ("load", "hb", "config"), ("set", "hb", "config"), ("disable", "hb", "config"),
+            ("load", "extra", "external"), ("unload", "hb", "config"),
+        ]
+    finally:
+        ctl.close()
+
+
+def test_bad_desired_state_file_is_reported_and_the_set_kept(tmp_path: Path, log_lines: Any) -> None:
+    config = tmp_path / "hotcb.yaml"
+    write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 1}}})
+    ctl = HotController(config_path=config, poll_interval=0)
+    try:
+        ctl.apply({"step": 1, "log": log_lines}, ["train_step_end"])
+        config.write_text("callbacks:\n  hb: {target: [unclosed\n")
+        os.utime(config, ns=(time.time_ns() + 5_000_000,) * 2)
+        ctl.apply({"step": 2, "log": log_lines}, ["train_step_end"])
+        assert log_lines.lines[-1] == "[hb] train_step_end step=2"
+        last = read_ledger(tmp_path / "hotcb.applied.jsonl").entries[-1]
+        assert last.decision == "failed" and "not valid YAML" in (last.error or "")
+        assert str(config) in (last.error or "")
+    finally:
+        ctl.close()
+
+
+def test_in_memory_controller_needs_no_files(tmp_path: Path, log_lines: Any) -> None:
+    from hotcb.ops import Op
+
+    ctl = HotController()
+    result = ctl.apply_op(Op(op="load", id="hb", target=CallbackTarget(**HEARTBEAT), init={"every": 1}))  # type: ignore[arg-type]
+    assert result.decision == "applied"
+    ctl.apply({"step": 3, "log": log_lines}, ["train_step_end", "val_end"])
+    assert log_lines.lines == ["[hb] train_step_end step=3"]
+    assert list(tmp_path.iterdir()) == []
+    ctl.close()

@@ -1,0 +1,33 @@
+"""The runnable examples in the docstrings of the public modules stay runnable."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "hotcb.ops",
+    "hotcb.stream",
+    "hotcb.ledger",
+    "hotcb.state",
+    "hotcb.rundir",
+    "hotcb.desired",
+    "hotcb.kernel",
+    "hotcb.modules.cb.protocol",
+    "hotcb.modules.cb.params",
+    "hotcb.modules.cb.loader",
+    "hotcb.modules.cb.controller",
+    "hotcb.modules.cb.module",
+    "hotcb.modules.cb.callbacks.emit",
+    "hotcb.modules.cb.callbacks.timing",
+    "hotcb.modules.cb.callbacks.heartbeat",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no runnable example"
+    assert result.failed == 0
