@@ -32,7 +32,9 @@ CALLBACKS = {
 def _kernel(run_dir: str) -> HotKernel:
     kernel = HotKernel(run_dir=run_dir, register=False)
     for cb_id, (path, symbol, init) in CALLBACKS.items():
-        kernel.submit(Op(op="load", id=cb_id, target=CallbackTarget("module", path, symbol), init=init))
+        kernel.submit(
+            Op(op="load", id=cb_id, target=CallbackTarget("module", path, symbol), init=init)
+        )
     return kernel
 
 
@@ -45,7 +47,7 @@ def idle_loop(steps: int, kernel: HotKernel | None) -> float:
     events = ["train_step_end"]
     t0 = time.perf_counter()
     if kernel is None:
-        for step in range(steps):
+        for _ in range(steps):
             pass
     else:
         apply = kernel.apply
@@ -69,8 +71,17 @@ def torch_loop(steps: int, kernel: HotKernel | None) -> float:
         loss.backward()
         opt.step()
         if kernel is not None:
-            kernel.apply({"step": step, "epoch": 0, "loss": loss, "model": model,
-                          "optimizer": opt, "log": _discard}, events)
+            kernel.apply(
+                {
+                    "step": step,
+                    "epoch": 0,
+                    "loss": loss,
+                    "model": model,
+                    "optimizer": opt,
+                    "log": _discard,
+                },
+                events,
+            )
     return time.perf_counter() - t0
 
 
@@ -79,7 +90,9 @@ def best(fn: Any, steps: int, kernel: HotKernel | None, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--torch-steps", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=5)
@@ -107,11 +120,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"idle: bare loop {result['idle_bare_us_per_step']} us/step, with hotcb "
-          f"{result['idle_hot_us_per_step']} us/step -> overhead {result['idle_overhead_us_per_step']} "
-          f"us/step (goal <= 1.5)")
-    print(f"torch Linear(64,64) step: bare {result['torch_bare_us_per_step']} us, with hotcb "
-          f"{result['torch_hot_us_per_step']} us -> ratio {result['torch_ratio']}")
+    print(
+        f"idle: bare loop {result['idle_bare_us_per_step']} us/step, with hotcb "
+        f"{result['idle_hot_us_per_step']} us/step -> overhead {result['idle_overhead_us_per_step']} "
+        f"us/step (goal <= 1.5)"
+    )
+    print(
+        f"torch Linear(64,64) step: bare {result['torch_bare_us_per_step']} us, with hotcb "
+        f"{result['torch_hot_us_per_step']} us -> ratio {result['torch_ratio']}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ def parse_desired(data: Any) -> dict[str, Op]:
     out: dict[str, Op] = {}
     for cb_id, spec in (data.get("callbacks") or {}).items():
         if not isinstance(spec, Mapping):
-            raise CommandError(f"callbacks.{cb_id}: expected a mapping with target, init, params, enabled")
+            raise CommandError(
+                f"callbacks.{cb_id}: expected a mapping with target, init, params, enabled"
+            )
         unknown = sorted(set(spec) - _SPEC_KEYS)
         if unknown:
             raise CommandError(f"callbacks.{cb_id}: unknown key(s) {', '.join(unknown)}")
@@ -116,7 +118,9 @@ class DesiredStateFile:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
-            raise CommandError(f"{self.path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+            raise CommandError(
+                f"{self.path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {self.path}: {exc}") from None
         try:

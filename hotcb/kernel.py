@@ -63,7 +63,9 @@ class KernelModule(Protocol):
     @property
     def dispatch(self) -> Callable[[Env, Sequence[str]], None]: ...
 
-    def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult: ...
+    def apply_op(
+        self, op: Op, env: Env | None = None, *, sha256: str | None = None
+    ) -> OpResult: ...
 
     def poll(self, env: Env) -> bool: ...
 
@@ -149,7 +151,9 @@ class HotKernel:
     # -- Hydra ----------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, cfg: Any, run_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> HotKernel:
+    def from_config(
+        cls, cfg: Any, run_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> HotKernel:
         """Build a kernel from a composed Hydra config (see :mod:`hotcb.hydra`)."""
         from hotcb.hydra.hydrate import kernel_from_config
 
@@ -181,9 +185,17 @@ class HotKernel:
             log.error("hotcb: cannot read %s: %s", self._commands.path, exc)
         if self._reader.reset_reason:
             log.warning("hotcb: %s (%s)", self._reader.reset_reason, self._commands.path)
-            self.ledger.record(module="kernel", op="reset", id=None, source="auto",
-                               decision="applied", error=self._reader.reset_reason,
-                               step=self._step, epoch=self._epoch, event=event)
+            self.ledger.record(
+                module="kernel",
+                op="reset",
+                id=None,
+                source="auto",
+                decision="applied",
+                error=self._reader.reset_reason,
+                step=self._step,
+                epoch=self._epoch,
+                event=event,
+            )
         for line in lines:
             self._apply_line(line, env, event)
         if self._desired is not None:
@@ -204,10 +216,20 @@ class HotKernel:
         except CommandError as exc:
             error = f"{self._commands.path.name} line {line.lineno}: {exc}"
             log.error("hotcb: ignored a bad command: %s", error)
-            self.ledger.record(module="cb", op="invalid", id=None, source="external",
-                               decision="failed", error=error, payload={"raw": line.text[:2000]},
-                               step=self._step, epoch=self._epoch, event=event,
-                               line=line.lineno, offset=line.offset)
+            self.ledger.record(
+                module="cb",
+                op="invalid",
+                id=None,
+                source="external",
+                decision="failed",
+                error=error,
+                payload={"raw": line.text[:2000]},
+                step=self._step,
+                epoch=self._epoch,
+                event=event,
+                line=line.lineno,
+                offset=line.offset,
+            )
             return
         self._submit(op, "external", env, event, line=line)
 
@@ -218,11 +240,21 @@ class HotKernel:
         """
         return self._submit(op, source, env if env is not None else self._env or {"step": 0}, None)
 
-    def _submit(self, op: Op, source: str, env: Env, event: str | None,
-                *, line: CommandLine | None = None, sha256: str | None = None) -> LedgerEntry:
+    def _submit(
+        self,
+        op: Op,
+        source: str,
+        env: Env,
+        event: str | None,
+        *,
+        line: CommandLine | None = None,
+        sha256: str | None = None,
+    ) -> LedgerEntry:
         module = self.modules.get(op.module)
         if module is None:
-            result = OpResult("failed", f"unknown module {op.module!r} (have: {', '.join(self.modules)})")
+            result = OpResult(
+                "failed", f"unknown module {op.module!r} (have: {', '.join(self.modules)})"
+            )
         else:
             try:
                 result = module.apply_op(op, env, sha256=sha256)
@@ -239,9 +271,18 @@ class HotKernel:
             self._changed = True
         step = env.get("step", self._step)
         return self.ledger.record(
-            module=op.module, op=op.op, id=op.id, source=source, decision=result.decision,
-            error=result.error, payload=payload, step=step, epoch=env.get("epoch", self._epoch),
-            event=event, line=line.lineno if line else None, offset=line.offset if line else None,
+            module=op.module,
+            op=op.op,
+            id=op.id,
+            source=source,
+            decision=result.decision,
+            error=result.error,
+            payload=payload,
+            step=step,
+            epoch=env.get("epoch", self._epoch),
+            event=event,
+            line=line.lineno if line else None,
+            offset=line.offset if line else None,
         )
 
     def _reconcile_desired(self, env: Env, event: str | None) -> None:
@@ -250,9 +291,17 @@ class HotKernel:
             desired = self._desired.read_if_changed()
         except CommandError as exc:
             log.error("hotcb: desired-state file ignored: %s", exc)
-            self.ledger.record(module="cb", op="invalid", id=None, source="config",
-                               decision="failed", error=str(exc), step=self._step,
-                               epoch=self._epoch, event=event)
+            self.ledger.record(
+                module="cb",
+                op="invalid",
+                id=None,
+                source="config",
+                decision="failed",
+                error=str(exc),
+                step=self._step,
+                epoch=self._epoch,
+                event=event,
+            )
             return
         if desired is None:
             return
@@ -273,7 +322,9 @@ class HotKernel:
         for warning in read.warnings():
             log.warning("hotcb: %s", warning)
         offset, lineno = 0, 0
-        replayable = [e for e in read.entries if e.decision == "applied" and e.module in self.modules]
+        replayable = [
+            e for e in read.entries if e.decision == "applied" and e.module in self.modules
+        ]
         for entry in read.entries:
             if entry.offset is not None and entry.line is not None:
                 offset, lineno = entry.offset, entry.line
@@ -290,18 +341,43 @@ class HotKernel:
             if entry.op == "reload":
                 spec = self.modules[op.module].spec(op.id)
                 if spec is not None:  # keep whether it was enabled
-                    op = Op(op="load", id=op.id, module=op.module, target=op.target,
-                            init=op.init, params=op.params, enabled=spec["enabled"])
+                    op = Op(
+                        op="load",
+                        id=op.id,
+                        module=op.module,
+                        target=op.target,
+                        init=op.init,
+                        params=op.params,
+                        enabled=spec["enabled"],
+                    )
             result = self.modules[op.module].apply_op(op, {"step": entry.step}, sha256=sha)
             if result.decision == "failed":
-                log.error("hotcb: replay of ledger seq %s (%s %s) failed: %s",
-                          entry.seq, op.op, op.id, result.error)
-        self.ledger.record(module="kernel", op="resume", id=None, source="replay",
-                           decision="applied",
-                           payload={"entries": len(replayable), "offset": offset, "line": lineno,
-                                    "state": {n: m.status() for n, m in self.modules.items()}})
-        log.info("hotcb: resumed %s: replayed %d ledger entries, reading commands after line %d",
-                 self.run_dir.path, len(replayable), lineno)
+                log.error(
+                    "hotcb: replay of ledger seq %s (%s %s) failed: %s",
+                    entry.seq,
+                    op.op,
+                    op.id,
+                    result.error,
+                )
+        self.ledger.record(
+            module="kernel",
+            op="resume",
+            id=None,
+            source="replay",
+            decision="applied",
+            payload={
+                "entries": len(replayable),
+                "offset": offset,
+                "line": lineno,
+                "state": {n: m.status() for n, m in self.modules.items()},
+            },
+        )
+        log.info(
+            "hotcb: resumed %s: replayed %d ledger entries, reading commands after line %d",
+            self.run_dir.path,
+            len(replayable),
+            lineno,
+        )
         return offset, lineno
 
     # -- state ----------------------------------------------------------------------
@@ -313,8 +389,12 @@ class HotKernel:
         def record(*, env: Env | None = None, **fields: Any) -> LedgerEntry:
             env = env or {}
             self._changed = True
-            return self.ledger.record(module=module, step=env.get("step", self._step),
-                                      epoch=env.get("epoch", self._epoch), **fields)
+            return self.ledger.record(
+                module=module,
+                step=env.get("step", self._step),
+                epoch=env.get("epoch", self._epoch),
+                **fields,
+            )
 
         return record
 

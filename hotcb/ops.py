@@ -74,11 +74,15 @@ def _check_params(value: object, *, field_name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise CommandError(f"'{field_name}' must be an object of name: value, got {type(value).__name__}")
+        raise CommandError(
+            f"'{field_name}' must be an object of name: value, got {type(value).__name__}"
+        )
     out: dict[str, Any] = {}
     for key, val in value.items():
         if not isinstance(key, str) or not _PARAM_RE.match(key):
-            raise CommandError(f"invalid parameter name {key!r} in '{field_name}': must be a Python identifier")
+            raise CommandError(
+                f"invalid parameter name {key!r} in '{field_name}': must be a Python identifier"
+            )
         out[key] = val
     return out
 
@@ -101,7 +105,9 @@ class CallbackTarget:
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
-            raise CommandError(f"target kind must be one of {list(TARGET_KINDS)}, got {self.kind!r}")
+            raise CommandError(
+                f"target kind must be one of {list(TARGET_KINDS)}, got {self.kind!r}"
+            )
         if not isinstance(self.path, str) or not self.path:
             raise CommandError("target 'path' must be a non-empty string")
         if not isinstance(self.symbol, str) or not self.symbol.isidentifier():
@@ -116,7 +122,9 @@ class CallbackTarget:
             raise CommandError(f"'target' must be an object with kind, path, symbol; got {data!r}")
         missing = [k for k in ("kind", "path", "symbol") if k not in data]
         if missing:
-            raise CommandError(f"'target' is missing {', '.join(missing)} (needs kind, path, symbol)")
+            raise CommandError(
+                f"'target' is missing {', '.join(missing)} (needs kind, path, symbol)"
+            )
         return cls(kind=data["kind"], path=data["path"], symbol=data["symbol"])
 
     def describe(self) -> str:
@@ -172,7 +180,9 @@ class Op:
             raise CommandError(f"missing 'op' (one of {', '.join(OPS)})")
         op = OP_ALIASES.get(raw_op, raw_op) if isinstance(raw_op, str) else raw_op
         if op not in OPS:
-            raise CommandError(f"unknown op {raw_op!r}: expected one of {', '.join(OPS)} (or set_params)")
+            raise CommandError(
+                f"unknown op {raw_op!r}: expected one of {', '.join(OPS)} (or set_params)"
+            )
         if "id" not in data:
             raise CommandError("missing 'id' (the callback id)")
         cb_id = check_id(data["id"])
@@ -199,7 +209,9 @@ class Op:
                 raise CommandError(f"'{op}' does not take {', '.join(extra)}")
             if op == "set" and not params:
                 raise CommandError(f"'set' of {cb_id!r} needs at least one parameter, e.g. every=5")
-        return cls(op=op, id=cb_id, module=module, params=params, target=target, init=init, enabled=enabled)
+        return cls(
+            op=op, id=cb_id, module=module, params=params, target=target, init=init, enabled=enabled
+        )
 
 
 def parse_command(line: str | bytes) -> Op:
@@ -215,7 +227,9 @@ def parse_command(line: str | bytes) -> Op:
         try:
             line = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CommandError(f"line is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise CommandError(
+                f"line is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     text = line.strip()
     if not text:
         raise CommandError("empty line")
@@ -284,6 +298,8 @@ def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
         if not sep:
             raise CommandError(f"expected name=value, got {item!r} (e.g. every=5)")
         if not _PARAM_RE.match(key):
-            raise CommandError(f"invalid parameter name {key!r} in {item!r}: must be a Python identifier")
+            raise CommandError(
+                f"invalid parameter name {key!r} in {item!r}: must be a Python identifier"
+            )
         out[key] = parse_scalar(raw)
     return out

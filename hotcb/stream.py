@@ -60,7 +60,9 @@ class CommandStream:
         never interleave.
         """
         data = command.to_dict() if isinstance(command, Op) else dict(command)
-        line = (json.dumps(data, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
+        line = (json.dumps(data, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode(
+            "utf-8"
+        )
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_hotcb_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_hotcb_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tests out of the user's real registry of live runs."""
     monkeypatch.setenv("HOTCB_HOME", str(tmp_path_factory.mktemp("hotcb_home")))
     monkeypatch.delenv("HOTCB_RUN_DIR", raising=False)

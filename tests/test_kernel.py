@@ -17,7 +17,11 @@ from hotcb.ops import CallbackTarget, Op
 from hotcb.state import read_state
 from hotcb.stream import CommandStream
 
-HEARTBEAT = {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat", "symbol": "HeartbeatCallback"}
+HEARTBEAT = {
+    "kind": "module",
+    "path": "hotcb.modules.cb.callbacks.heartbeat",
+    "symbol": "HeartbeatCallback",
+}
 TIMING = {"kind": "module", "path": "hotcb.modules.cb.callbacks.timing", "symbol": "TimingCallback"}
 
 VIZ_SOURCE = textwrap.dedent(
@@ -46,7 +50,9 @@ def send(kernel: HotKernel, **command: Any) -> None:
     CommandStream(kernel.run_dir.commands).append(command)
 
 
-def step(kernel: HotKernel, n: int, log: Any, events: tuple[str, ...] = ("train_step_end",)) -> None:
+def step(
+    kernel: HotKernel, n: int, log: Any, events: tuple[str, ...] = ("train_step_end",)
+) -> None:
     kernel.apply({"step": n, "epoch": 0, "loss": 1.0, "log": log}, list(events))
 
 
@@ -59,15 +65,26 @@ def test_load_set_disable_enable_unload_cycle(kernel_factory: Any, log_lines: An
     send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 4})
     for n in range(1, 9):
         step(kernel, n, log_lines)
-    assert log_lines.matching("[heartbeat]") == ["[heartbeat] train_step_end step=4",
-                                                 "[heartbeat] train_step_end step=8"]
+    assert log_lines.matching("[heartbeat]") == [
+        "[heartbeat] train_step_end step=4",
+        "[heartbeat] train_step_end step=8",
+    ]
     send(kernel, op="set", id="heartbeat", params={"every": 3})
     for n in range(9, 13):
         step(kernel, n, log_lines)
-    assert log_lines.lines[-2:] == ["[heartbeat] train_step_end step=9", "[heartbeat] train_step_end step=12"]
+    assert log_lines.lines[-2:] == [
+        "[heartbeat] train_step_end step=9",
+        "[heartbeat] train_step_end step=12",
+    ]
     status = kernel.modules["cb"].status()["heartbeat"]
-    assert status == {"enabled": True, "loaded": True, "target": HEARTBEAT,
-                      "params": {"every": 3}, "error": None, "sha256": None}
+    assert status == {
+        "enabled": True,
+        "loaded": True,
+        "target": HEARTBEAT,
+        "params": {"every": 3},
+        "error": None,
+        "sha256": None,
+    }
     send(kernel, op="disable", id="heartbeat")
     before = len(log_lines.lines)
     for n in range(13, 20):
@@ -81,15 +98,19 @@ def test_load_set_disable_enable_unload_cycle(kernel_factory: Any, log_lines: An
     assert "heartbeat" not in kernel.modules["cb"].status()
     ledger = entries(kernel)
     assert [(e.op, e.decision, e.source) for e in ledger] == [
-        ("load", "applied", "external"), ("set", "applied", "external"),
-        ("disable", "applied", "external"), ("enable", "applied", "external"),
+        ("load", "applied", "external"),
+        ("set", "applied", "external"),
+        ("disable", "applied", "external"),
+        ("enable", "applied", "external"),
         ("unload", "applied", "external"),
     ]
     assert [e.step for e in ledger] == [1, 9, 13, 21, 24]
     assert [e.line for e in ledger] == [1, 2, 3, 4, 5]
 
 
-def test_malformed_line_is_recorded_and_later_lines_still_apply(kernel_factory: Any, log_lines: Any) -> None:
+def test_malformed_line_is_recorded_and_later_lines_still_apply(
+    kernel_factory: Any, log_lines: Any
+) -> None:
     kernel = kernel_factory()
     send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 1})
     with open(kernel.run_dir.commands, "a") as fh:
@@ -98,11 +119,17 @@ def test_malformed_line_is_recorded_and_later_lines_still_apply(kernel_factory: 
     step(kernel, 7, log_lines)
     bad = [e for e in entries(kernel) if e.decision == "failed"]
     assert len(bad) == 1
-    assert bad[0].line == 2 and "line 2" in (bad[0].error or "") and "not valid JSON" in (bad[0].error or "")
+    assert (
+        bad[0].line == 2
+        and "line 2" in (bad[0].error or "")
+        and "not valid JSON" in (bad[0].error or "")
+    )
     assert kernel.modules["cb"].status()["heartbeat"]["params"] == {"every": 7}
 
 
-def test_half_written_line_is_applied_once_when_complete(kernel_factory: Any, log_lines: Any) -> None:
+def test_half_written_line_is_applied_once_when_complete(
+    kernel_factory: Any, log_lines: Any
+) -> None:
     kernel = kernel_factory()
     send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 1})
     step(kernel, 1, log_lines)
@@ -122,16 +149,43 @@ def test_half_written_line_is_applied_once_when_complete(kernel_factory: Any, lo
     ("command", "fragment"),
     [
         ({"op": "frobnicate", "id": "x"}, "unknown op 'frobnicate'"),
-        ({"op": "set", "id": "ghost", "params": {"every": 1}}, "unknown callback id 'ghost' (known: heartbeat)"),
+        (
+            {"op": "set", "id": "ghost", "params": {"every": 1}},
+            "unknown callback id 'ghost' (known: heartbeat)",
+        ),
         ({"op": "load", "id": "x"}, "needs a 'target'"),
-        ({"op": "load", "id": "x", "target": {"kind": "python_file", "path": "/nonexistent/v.py", "symbol": "V"}},
-         "file not found: /nonexistent/v.py"),
-        ({"op": "load", "id": "x", "target": {"kind": "module", "path": "no_such_pkg.mod", "symbol": "V"}},
-         "no module named 'no_such_pkg'"),
-        ({"op": "load", "id": "x", "target": {**HEARTBEAT, "symbol": "Nope"}}, "has no attribute 'Nope'"),
-        ({"op": "load", "id": "x", "target": {"kind": "module", "path": "subprocess", "symbol": "Popen"}},
-         "refused"),
-        ({"op": "load", "id": "x", "target": HEARTBEAT, "init": {"evry": 3}}, "does not accept 'evry'"),
+        (
+            {
+                "op": "load",
+                "id": "x",
+                "target": {"kind": "python_file", "path": "/nonexistent/v.py", "symbol": "V"},
+            },
+            "file not found: /nonexistent/v.py",
+        ),
+        (
+            {
+                "op": "load",
+                "id": "x",
+                "target": {"kind": "module", "path": "no_such_pkg.mod", "symbol": "V"},
+            },
+            "no module named 'no_such_pkg'",
+        ),
+        (
+            {"op": "load", "id": "x", "target": {**HEARTBEAT, "symbol": "Nope"}},
+            "has no attribute 'Nope'",
+        ),
+        (
+            {
+                "op": "load",
+                "id": "x",
+                "target": {"kind": "module", "path": "subprocess", "symbol": "Popen"},
+            },
+            "refused",
+        ),
+        (
+            {"op": "load", "id": "x", "target": HEARTBEAT, "init": {"evry": 3}},
+            "does not accept 'evry'",
+        ),
         ({"op": "set", "id": "heartbeat", "params": {"every": 0}}, "every must be an integer >= 1"),
         ({"module": "lr", "op": "set", "id": "x", "params": {"a": 1}}, "unknown module 'lr'"),
     ],
@@ -152,11 +206,18 @@ def test_bad_ops_fail_alone_and_change_nothing(
     assert log_lines.lines[-1] == "[heartbeat] train_step_end step=2"  # training went on
 
 
-def test_syntax_error_names_file_and_line(kernel_factory: Any, tmp_path: Path, log_lines: Any) -> None:
+def test_syntax_error_names_file_and_line(
+    kernel_factory: Any, tmp_path: Path, log_lines: Any
+) -> None:
     kernel = kernel_factory()
     bad = tmp_path / "broken.py"
     bad.write_text("class Viz:\n    def handle(self, event, env)\n        pass\n")
-    send(kernel, op="load", id="viz", target={"kind": "python_file", "path": str(bad), "symbol": "Viz"})
+    send(
+        kernel,
+        op="load",
+        id="viz",
+        target={"kind": "python_file", "path": str(bad), "symbol": "Viz"},
+    )
     step(kernel, 1, log_lines)
     error = entries(kernel)[-1].error or ""
     assert f"syntax error in {bad} line 2" in error
@@ -168,8 +229,13 @@ def test_python_file_is_captured_and_reloaded_when_edited(
     kernel = kernel_factory()
     viz = tmp_path / "viz.py"
     viz.write_text(VIZ_SOURCE)
-    send(kernel, op="load", id="feat_viz", init={"every": 2},
-         target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"})
+    send(
+        kernel,
+        op="load",
+        id="feat_viz",
+        init={"every": 2},
+        target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"},
+    )
     step(kernel, 2, log_lines)
     assert log_lines.lines[-1] == "[feat_viz] v1 step=2"
     sha = kernel.modules["cb"].status()["feat_viz"]["sha256"]
@@ -204,8 +270,13 @@ def test_set_params_that_raises_keeps_previous_values(
     kernel = kernel_factory()
     viz = tmp_path / "viz.py"
     viz.write_text(VIZ_SOURCE)
-    send(kernel, op="load", id="feat_viz", init={"every": 2},
-         target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"})
+    send(
+        kernel,
+        op="load",
+        id="feat_viz",
+        init={"every": 2},
+        target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"},
+    )
     send(kernel, op="set", id="feat_viz", params={"every": "often"})
     step(kernel, 4, log_lines)
     last = entries(kernel)[-1]
@@ -236,7 +307,12 @@ def test_raising_callback_is_auto_disabled_and_can_be_re_enabled(
     kernel = kernel_factory()
     src = tmp_path / "flaky.py"
     src.write_text(RAISER)
-    send(kernel, op="load", id="flaky", target={"kind": "python_file", "path": str(src), "symbol": "Flaky"})
+    send(
+        kernel,
+        op="load",
+        id="flaky",
+        target={"kind": "python_file", "path": str(src), "symbol": "Flaky"},
+    )
     send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 1})
     for n in range(1, 6):
         step(kernel, n, log_lines)  # never raises
@@ -255,11 +331,18 @@ def test_raising_callback_is_auto_disabled_and_can_be_re_enabled(
     assert kernel.modules["cb"].status()["flaky"] == {**record, "enabled": True, "error": None}
 
 
-def test_auto_disable_can_be_turned_off(kernel_factory: Any, tmp_path: Path, log_lines: Any) -> None:
+def test_auto_disable_can_be_turned_off(
+    kernel_factory: Any, tmp_path: Path, log_lines: Any
+) -> None:
     kernel = kernel_factory(auto_disable_on_error=False)
     src = tmp_path / "flaky.py"
     src.write_text(RAISER)
-    send(kernel, op="load", id="flaky", target={"kind": "python_file", "path": str(src), "symbol": "Flaky"})
+    send(
+        kernel,
+        op="load",
+        id="flaky",
+        target={"kind": "python_file", "path": str(src), "symbol": "Flaky"},
+    )
     for n in range(1, 6):
         step(kernel, n, log_lines)
     record = kernel.modules["cb"].status()["flaky"]
@@ -294,8 +377,13 @@ def test_restart_in_same_run_dir_resumes_without_reapplying(
     viz = tmp_path / "viz.py"
     viz.write_text(VIZ_SOURCE)
     first = kernel_factory(run)
-    send(first, op="load", id="feat_viz", init={"every": 2},
-         target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"})
+    send(
+        first,
+        op="load",
+        id="feat_viz",
+        init={"every": 2},
+        target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"},
+    )
     send(first, op="load", id="heartbeat", target=HEARTBEAT)
     send(first, op="set", id="feat_viz", params={"every": 5})
     send(first, op="disable", id="heartbeat")
@@ -317,6 +405,8 @@ def test_restart_in_same_run_dir_resumes_without_reapplying(
 def test_apply_never_raises_on_garbage(kernel_factory: Any, log_lines: Any) -> None:
     kernel = kernel_factory()
     with open(kernel.run_dir.commands, "wb") as fh:
-        fh.write(b"\xff\xfe garbage\n{}\n[1,2]\nnull\n" + json.dumps({"op": "set"}).encode() + b"\n")
+        fh.write(
+            b"\xff\xfe garbage\n{}\n[1,2]\nnull\n" + json.dumps({"op": "set"}).encode() + b"\n"
+        )
     step(kernel, 1, log_lines)
     assert [e.decision for e in entries(kernel)] == ["failed"] * 5

@@ -8,8 +8,15 @@ from hotcb.ledger import Ledger, read_ledger
 
 
 def _entry(ledger: Ledger, n: int) -> None:
-    ledger.record(module="cb", op="set", id="hb", source="external", decision="applied",
-                  payload={"params": {"every": n}}, step=n)
+    ledger.record(
+        module="cb",
+        op="set",
+        id="hb",
+        source="external",
+        decision="applied",
+        payload={"params": {"every": n}},
+        step=n,
+    )
 
 
 def test_seq_continues_across_writers(tmp_path: Path) -> None:
@@ -40,8 +47,14 @@ def test_truncated_last_line_is_ignored_and_reported(tmp_path: Path) -> None:
 
 def test_unserialisable_payload_values_become_text(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
-    Ledger(path).record(module="cb", op="set", id="x", source="external", decision="applied",
-                        payload={"obj": object(), "tup": (1, 2)})
+    Ledger(path).record(
+        module="cb",
+        op="set",
+        id="x",
+        source="external",
+        decision="applied",
+        payload={"obj": object(), "tup": (1, 2)},
+    )
     payload = read_ledger(path).entries[0].payload
     assert payload["tup"] == [1, 2] and payload["obj"].startswith("<object object")
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hotcb.ops import CallbackTarget, CommandError, Op, parse_assignments, parse_command, parse_scalar
+from hotcb.ops import (
+    CallbackTarget,
+    CommandError,
+    Op,
+    parse_assignments,
+    parse_command,
+    parse_scalar,
+)
 
 
 def test_set_params_is_an_alias_of_set() -> None:
@@ -31,7 +38,10 @@ def test_load_round_trips_through_to_dict() -> None:
         ('{"op": "explode", "id": "hb"}', "unknown op 'explode'"),
         ('{"op": "set", "params": {"every": 5}}', "missing 'id'"),
         ('{"op": "load", "id": "x"}', "needs a 'target'"),
-        ('{"op": "load", "id": "x", "target": {"kind": "zip", "path": "a", "symbol": "B"}}', "kind must be"),
+        (
+            '{"op": "load", "id": "x", "target": {"kind": "zip", "path": "a", "symbol": "B"}}',
+            "kind must be",
+        ),
         ('{"op": "load", "id": "x", "target": {"kind": "module", "path": "a"}}', "missing symbol"),
         ('{"op": "set", "id": "hb"}', "needs at least one parameter"),
         ('{"op": "set", "id": "hb", "params": {"1x": 5}}', "invalid parameter name"),

@@ -65,7 +65,10 @@ def test_concurrent_writers_never_interleave_or_lose_lines(tmp_path: Path) -> No
         p.join(60)
         assert p.exitcode == 0
     lines = CommandStream(path).reader().read_new(max_bytes=1 << 30)
-    seen = {(json.loads(line.text)["params"]["w"], json.loads(line.text)["params"]["i"]) for line in lines}
+    seen = {
+        (json.loads(line.text)["params"]["w"], json.loads(line.text)["params"]["i"])
+        for line in lines
+    }
     assert len(lines) == 1200
     assert seen == {(w, i) for w in range(6) for i in range(200)}
 

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import traceback
@@ -179,9 +180,7 @@ class HotController:
                     self._handle_failed(cb_id, event, env, exc)
 
     def _rebuild(self) -> None:
-        self._dispatch = tuple(
-            (s.id, s.instance.handle) for s in self._slots.values() if s.enabled
-        )
+        self._dispatch = tuple((s.id, s.instance.handle) for s in self._slots.values() if s.enabled)
         if self._changed is not None:
             self._changed()
 
@@ -214,10 +213,8 @@ class HotController:
         log.error("%s\n%s", message, tb.rstrip())
         sink = env.get("log")
         if callable(sink):
-            try:
+            with contextlib.suppress(Exception):
                 sink(f"{message}: {summary}")
-            except Exception:
-                pass
         if self.auto_disable_on_error and slot.enabled:
             slot.enabled = False
             self._rebuild()
@@ -271,7 +268,9 @@ class HotController:
                 instance.set_params(**op.params)
             except Exception as exc:
                 _close_quietly(instance)
-                return OpResult("failed", f"set_params on new {op.id!r} raised {type(exc).__name__}: {exc}")
+                return OpResult(
+                    "failed", f"set_params on new {op.id!r} raised {type(exc).__name__}: {exc}"
+                )
         previous = self._slots.get(op.id)
         enabled = True if op.enabled is None else op.enabled
         self._slots[op.id] = _Slot(
@@ -362,11 +361,22 @@ class HotController:
                 instance.set_params(**slot.params)
         except Exception as exc:
             error = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
-            log.error("hotcb: reloading %r from %s failed; the previous version keeps running: %s",
-                      slot.id, slot.target.path, error)
+            log.error(
+                "hotcb: reloading %r from %s failed; the previous version keeps running: %s",
+                slot.id,
+                slot.target.path,
+                error,
+            )
             if self._record is not None:
-                self._record(op="reload", id=slot.id, source="auto", decision="failed",
-                             error=error, payload={"target": slot.target.to_dict()}, env=env)
+                self._record(
+                    op="reload",
+                    id=slot.id,
+                    source="auto",
+                    decision="failed",
+                    error=error,
+                    payload={"target": slot.target.to_dict()},
+                    env=env,
+                )
             return False
         old = slot.instance
         slot.instance = instance
@@ -377,14 +387,27 @@ class HotController:
         if slot.enabled:
             self._pending_attach.append(slot.id)
         self._rebuild()
-        log.info("hotcb: reloaded %r from %s (sha256 %s)", slot.id, slot.target.path,
-                 (resolved.sha256 or "")[:12])
+        log.info(
+            "hotcb: reloaded %r from %s (sha256 %s)",
+            slot.id,
+            slot.target.path,
+            (resolved.sha256 or "")[:12],
+        )
         if self._record is not None:
-            self._record(op="reload", id=slot.id, source="auto", decision="applied",
-                         payload={"target": slot.target.to_dict(), "sha256": resolved.sha256,
-                                  "previous_sha256": previous_sha, "init": dict(slot.init),
-                                  "params": dict(slot.params)},
-                         env=env)
+            self._record(
+                op="reload",
+                id=slot.id,
+                source="auto",
+                decision="applied",
+                payload={
+                    "target": slot.target.to_dict(),
+                    "sha256": resolved.sha256,
+                    "previous_sha256": previous_sha,
+                    "init": dict(slot.init),
+                    "params": dict(slot.params),
+                },
+                env=env,
+            )
         return True
 
     # -- introspection -------------------------------------------------------------------
@@ -399,8 +422,12 @@ class HotController:
         slot = self._slots.get(cb_id)
         if slot is None:
             return None
-        return {"target": slot.target, "init": dict(slot.init), "params": dict(slot.params),
-                "enabled": slot.enabled}
+        return {
+            "target": slot.target,
+            "init": dict(slot.init),
+            "params": dict(slot.params),
+            "enabled": slot.enabled,
+        }
 
     def get(self, cb_id: str) -> HotCallback | None:
         """The live instance for ``cb_id`` (None if not loaded)."""

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -162,7 +163,9 @@ def _resolve_module(target: CallbackTarget) -> Callable[..., Any]:
     return _get_symbol(module, target, where=f"module {target.path!r}")
 
 
-def _get_symbol(module: types.ModuleType, target: CallbackTarget, *, where: str) -> Callable[..., Any]:
+def _get_symbol(
+    module: types.ModuleType, target: CallbackTarget, *, where: str
+) -> Callable[..., Any]:
     try:
         obj = getattr(module, target.symbol)
     except AttributeError:
@@ -175,8 +178,10 @@ def _get_symbol(module: types.ModuleType, target: CallbackTarget, *, where: str)
     if blocked is not None:
         raise _refuse(blocked)
     if not callable(obj):
-        raise LoadError(f"{where}: {target.symbol!r} is a {type(obj).__name__}, not a class or factory")
-    return obj  # type: ignore[no-any-return]
+        raise LoadError(
+            f"{where}: {target.symbol!r} is a {type(obj).__name__}, not a class or factory"
+        )
+    return obj
 
 
 def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
@@ -216,7 +221,9 @@ def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
         where = f"{exc.filename or filename} line {exc.lineno}"
         if exc.offset:
             where += f", column {exc.offset}"
-        raise LoadError(f"syntax error in {where}: {exc.msg}. Fix the file and load it again.") from None
+        raise LoadError(
+            f"syntax error in {where}: {exc.msg}. Fix the file and load it again."
+        ) from None
     except ValueError as exc:  # e.g. null bytes
         raise LoadError(f"cannot compile {filename}: {exc}") from None
     mod_name = f"hotcb_file_{path.stem.replace('-', '_')}_{sha[:12]}"
@@ -233,7 +240,9 @@ def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
         line = _line_in(exc, filename)
         raise LoadError(f"running {filename}{line} failed: {_describe(exc)}") from None
     factory = _get_symbol(module, target, where=str(path))
-    return Resolved(factory=factory, sha256=sha, captured=captured, signature=(st.st_mtime_ns, st.st_size))
+    return Resolved(
+        factory=factory, sha256=sha, captured=captured, signature=(st.st_mtime_ns, st.st_size)
+    )
 
 
 def _line_in(exc: BaseException, filename: str) -> str:
@@ -294,17 +303,15 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
         name = getattr(factory, "__name__", repr(factory))
         raise LoadError(f"callback {cb_id!r}: {name}(...) raised {_describe(exc)}") from None
     if not takes_id or getattr(instance, "id", None) != cb_id:
-        try:
+        with contextlib.suppress(AttributeError):
             instance.id = cb_id
-        except AttributeError:
-            pass
     missing = [m for m in ("handle", "set_params") if not callable(getattr(instance, m, None))]
     if missing:
         raise LoadError(
             f"callback {cb_id!r}: {type(instance).__name__} is not a HotCallback "
             f"(missing {', '.join(missing)}); see docs/callbacks.md for the protocol"
         )
-    return instance  # type: ignore[no-any-return]
+    return instance
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:

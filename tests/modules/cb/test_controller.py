@@ -15,7 +15,11 @@ from hotcb.modules.cb.callbacks.heartbeat import HeartbeatCallback
 from hotcb.modules.cb.callbacks.timing import TimingCallback
 from hotcb.stream import CommandStream
 
-HEARTBEAT = {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat", "symbol": "HeartbeatCallback"}
+HEARTBEAT = {
+    "kind": "module",
+    "path": "hotcb.modules.cb.callbacks.heartbeat",
+    "symbol": "HeartbeatCallback",
+}
 
 
 def write_yaml(path: Path, callbacks: dict[str, Any]) -> None:
@@ -26,7 +30,9 @@ def write_yaml(path: Path, callbacks: dict[str, Any]) -> None:
 
 def test_public_names_hold() -> None:
     assert CallbackTarget.__module__ == "hotcb.ops"
-    assert isinstance(TimingCallback(), HotCallback) and isinstance(HeartbeatCallback(), HotCallback)
+    assert isinstance(TimingCallback(), HotCallback) and isinstance(
+        HeartbeatCallback(), HotCallback
+    )
     assert CallbackModule.name == "cb"
 
 
@@ -44,10 +50,21 @@ def test_desired_state_file_is_reconciled_idempotently(tmp_path: Path, log_lines
         ctl.apply({"step": 5, "log": log_lines}, ["train_step_end"])
         assert [e.op for e in read_ledger(tmp_path / "hotcb.applied.jsonl").entries] == ["load"]
         # a param change becomes a set; enabled: false a disable
-        write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 2}, "params": {"every": 3},
-                                   "enabled": False}})
+        write_yaml(
+            config,
+            {
+                "hb": {
+                    "target": HEARTBEAT,
+                    "init": {"every": 2},
+                    "params": {"every": 3},
+                    "enabled": False,
+                }
+            },
+        )
         ctl.apply({"step": 6, "log": log_lines}, ["train_step_end"])
-        assert ctl.status()["hb"]["params"] == {"every": 3} and ctl.status()["hb"]["enabled"] is False
+        assert (
+            ctl.status()["hb"]["params"] == {"every": 3} and ctl.status()["hb"]["enabled"] is False
+        )
         # a command from the command file lives beside the YAML's set
         CommandStream(commands).append({"op": "load", "id": "extra", "target": HEARTBEAT})
         write_yaml(config, {})
@@ -55,14 +72,19 @@ def test_desired_state_file_is_reconciled_idempotently(tmp_path: Path, log_lines
         assert set(ctl.status()) == {"extra"}  # hb removed (the YAML owned it), extra kept
         ledger = read_ledger(tmp_path / "hotcb.applied.jsonl").entries
         assert [(e.op, e.id, e.source) for e in ledger] == [
-            ("load", "hb", "config"), ("set", "hb", "config"), ("disable", "hb", "config"),
-            ("load", "extra", "external"), ("unload", "hb", "config"),
+            ("load", "hb", "config"),
+            ("set", "hb", "config"),
+            ("disable", "hb", "config"),
+            ("load", "extra", "external"),
+            ("unload", "hb", "config"),
         ]
     finally:
         ctl.close()
 
 
-def test_bad_desired_state_file_is_reported_and_the_set_kept(tmp_path: Path, log_lines: Any) -> None:
+def test_bad_desired_state_file_is_reported_and_the_set_kept(
+    tmp_path: Path, log_lines: Any
+) -> None:
     config = tmp_path / "hotcb.yaml"
     write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 1}}})
     ctl = HotController(config_path=config, poll_interval=0)
@@ -83,7 +105,9 @@ def test_in_memory_controller_needs_no_files(tmp_path: Path, log_lines: Any) -> 
     from hotcb.ops import Op
 
     ctl = HotController()
-    result = ctl.apply_op(Op(op="load", id="hb", target=CallbackTarget(**HEARTBEAT), init={"every": 1}))  # type: ignore[arg-type]
+    result = ctl.apply_op(
+        Op(op="load", id="hb", target=CallbackTarget(**HEARTBEAT), init={"every": 1})
+    )  # type: ignore[arg-type]
     assert result.decision == "applied"
     ctl.apply({"step": 3, "log": log_lines}, ["train_step_end", "val_end"])
     assert log_lines.lines == ["[hb] train_step_end step=3"]

@@ -12,8 +12,16 @@ from hotcb.ops import CallbackTarget
 
 @pytest.mark.parametrize(
     ("path", "symbol"),
-    [("os", "system"), ("subprocess", "Popen"), ("subprocess", "run"), ("builtins", "exec"),
-     ("builtins", "eval"), ("posix", "system"), ("shutil", "rmtree"), ("pty", "spawn")],
+    [
+        ("os", "system"),
+        ("subprocess", "Popen"),
+        ("subprocess", "run"),
+        ("builtins", "exec"),
+        ("builtins", "eval"),
+        ("posix", "system"),
+        ("shutil", "rmtree"),
+        ("pty", "spawn"),
+    ],
 )
 def test_dangerous_targets_are_refused(path: str, symbol: str) -> None:
     with pytest.raises(LoadError, match="refused"):
@@ -23,7 +31,7 @@ def test_dangerous_targets_are_refused(path: str, symbol: str) -> None:
 def test_re_exported_dangerous_callable_is_refused(tmp_path: Path) -> None:
     src = tmp_path / "sneaky.py"
     src.write_text("from os import system as Callback\n")
-    with pytest.raises(LoadError, match="'posix.system' is refused|'os.system' is refused"):
+    with pytest.raises(LoadError, match=r"'(posix|os)\.system' is refused"):
         resolve(CallbackTarget("python_file", str(src), "Callback"))
 
 
