@@ -28,7 +28,6 @@ last command processed, so nothing is applied twice and nothing is lost.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import time
@@ -145,8 +144,8 @@ class HotKernel:
         if register:
             self._registration = _register(self.run_dir.path)
         self._write_state()
+        # runs close() at interpreter exit if the loop never called it
         self._finalizer = weakref.finalize(self, _finalize, weakref.ref(self))
-        atexit.register(self._finalizer)
 
     # -- Hydra ----------------------------------------------------------------------
 
@@ -443,7 +442,6 @@ class HotKernel:
             if self._registration is not None:
                 _unregister(self._registration)
                 self._registration = None
-            atexit.unregister(self._finalizer)
             self._finalizer.detach()
 
     def __enter__(self) -> HotKernel:

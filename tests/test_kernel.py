@@ -410,3 +410,17 @@ def test_apply_never_raises_on_garbage(kernel_factory: Any, log_lines: Any) -> N
         )
     step(kernel, 1, log_lines)
     assert [e.decision for e in entries(kernel)] == ["failed"] * 5
+
+
+def test_a_run_that_forgets_close_is_closed_at_exit(tmp_path: Path, python: str) -> None:
+    import subprocess
+
+    run = tmp_path / "forgot"
+    script = (
+        "from hotcb.kernel import HotKernel\n"
+        f"k = HotKernel(run_dir={str(run)!r})\n"
+        "k.apply({'step': 3}, ['train_step_end'])\n"
+    )
+    subprocess.run([python, "-c", script], check=True, timeout=60)
+    state = read_state(run / "hotcb.state.json")
+    assert state is not None and state["closed"] is True
