@@ -15,6 +15,8 @@ MODULES = [
     "hotcb.rundir",
     "hotcb.desired",
     "hotcb.kernel",
+    "hotcb.runs",
+    "hotcb.cli",
     "hotcb.modules.cb.protocol",
     "hotcb.modules.cb.params",
     "hotcb.modules.cb.loader",

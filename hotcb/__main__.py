@@ -1,0 +1,5 @@
+"""``python -m hotcb`` runs the CLI."""
+
+from hotcb.cli import main
+
+main()

@@ -1,0 +1,533 @@
+"""``hotcb``: change a live training run from another terminal.
+
+Every command that changes something is validated here, at the edge, into a
+:class:`~hotcb.ops.Op` and appended to the run's ``hotcb.commands.jsonl`` with one
+locked write; the training process applies it at its next safe point. Read-only
+commands (``status``, ``log``, ``export-config``) read the run dir's files and never
+touch the training process. This module imports neither torch nor Hydra (export-config
+imports Hydra when it runs).
+
+Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error: ...``).
+
+Example:
+    >>> from click.testing import CliRunner
+    >>> result = CliRunner().invoke(cli, ["--help"])
+    >>> result.exit_code, "Change a live training run" in result.output
+    (0, True)
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from hotcb.ledger import LedgerEntry, read_ledger
+from hotcb.ops import CommandError, Op, parse_assignments
+from hotcb.rundir import RunDir
+from hotcb.runs import RunNotFound, live_runs, recent_runs, resolve_run_dir
+from hotcb.state import is_live, read_state
+from hotcb.stream import CommandStream
+
+__all__ = ["cli", "main"]
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: printed as one line, exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"hotcb: error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    """A group whose usage errors also exit 1 with one line on stderr."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("hotcb: aborted", err=True)
+            sys.exit(1)
+        except click.UsageError as exc:
+            hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            click.echo(f"hotcb: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str) -> NoReturn:
+    raise UserError(message)
+
+
+# -- the run dir ----------------------------------------------------------------------
+
+
+class _Ctx:
+    def __init__(self, run_dir: str | None) -> None:
+        self.explicit = run_dir
+
+    def run_dir(self, *, read_only: bool) -> RunDir:
+        try:
+            path = resolve_run_dir(self.explicit, read_only=read_only)
+        except RunNotFound as exc:
+            _fail(str(exc))
+        if not path.is_dir():
+            _fail(f"run dir {path} does not exist")
+        return RunDir(path)
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--dir",
+    "run_dir",
+    metavar="RUN_DIR",
+    help="The run directory. Default: $HOTCB_RUN_DIR, else the single live run of this user "
+    "(read-only commands fall back to the most recent run).",
+)
+@click.version_option(package_name="hotcb", prog_name="hotcb")
+@click.pass_context
+def cli(ctx: click.Context, run_dir: str | None) -> None:
+    """Change a live training run: load, tune, disable and unload callbacks while it trains.
+
+    \b
+    hotcb cb set heartbeat every=5
+    hotcb cb load feat_viz --file viz.py --symbol FeatureViz --init every=50
+    hotcb cb disable timing
+    hotcb status
+    hotcb log --follow
+    hotcb export-config
+    """
+    ctx.obj = _Ctx(run_dir)
+
+
+# -- cb: commands that change the run ---------------------------------------------------
+
+
+@cli.group()
+def cb() -> None:
+    """Queue callback changes (applied by the run at its next safe point)."""
+
+
+def _known_ids(rd: RunDir) -> dict[str, Any] | None:
+    state = read_state(rd.state)
+    if state is None:
+        return None
+    callbacks = state.get("callbacks")
+    return callbacks if isinstance(callbacks, dict) else {}
+
+
+def _check_id(rd: RunDir, cb_id: str, force: bool) -> None:
+    if force:
+        return
+    known = _known_ids(rd)
+    if known is None:
+        _fail(
+            f"{rd.path} has no {rd.state.name}: no run has used this dir yet "
+            "(check --dir, or queue anyway with --force)"
+        )
+    if cb_id not in known:
+        names = ", ".join(sorted(known)) or "none"
+        _fail(f"unknown callback id {cb_id!r}; known ids: {names} (queue anyway with --force)")
+
+
+def _queue(rd: RunDir, data: dict[str, Any], as_json: bool, note: str = "") -> None:
+    try:
+        op = Op.from_dict(data)
+    except CommandError as exc:
+        _fail(str(exc))
+    try:
+        CommandStream(rd.commands).append(op)
+    except OSError as exc:
+        _fail(f"cannot append to {rd.commands}: {exc.strerror or exc}")
+    if as_json:
+        click.echo(json.dumps({"queued": op.to_dict(), "run_dir": str(rd.path)}))
+        return
+    live = "" if is_live(read_state(rd.state)) else " (no live run: applied when one starts here)"
+    click.echo(f"queued {_describe_op(op)} -> {rd.path}{live}{note}")
+
+
+def _describe_op(op: Op) -> str:
+    parts = [op.op, op.id]
+    if op.target is not None:
+        parts.append(op.target.describe())
+    items = {**op.init, **op.params}
+    parts += [f"{k}={json.dumps(v)}" for k, v in items.items()]
+    if op.enabled is False:
+        parts.append("(disabled)")
+    return " ".join(parts)
+
+
+def _assignments(items: Sequence[str], what: str) -> dict[str, Any]:
+    try:
+        return parse_assignments(items)
+    except CommandError as exc:
+        _fail(f"{what}: {exc}")
+
+
+def _check_python_file(path: Path, symbol: str) -> None:
+    """Compile (never run) the file and check that it defines ``symbol`` at top level."""
+    if not path.is_file():
+        _fail(f"file not found: {path}")
+    try:
+        source = path.read_bytes()
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        col = f", column {exc.offset}" if exc.offset else ""
+        _fail(f"syntax error in {path} line {exc.lineno}{col}: {exc.msg}")
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names]
+    if symbol not in names:
+        classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+        hint = f" (classes there: {', '.join(classes)})" if classes else ""
+        _fail(f"{path} defines no top-level {symbol!r}{hint}")
+
+
+@cb.command("load")
+@click.argument("cb_id", metavar="ID")
+@click.option(
+    "--path", "module_path", metavar="MODULE", help="Dotted module path of the callback class."
+)
+@click.option(
+    "--file", "file_path", metavar="FILE.py", help="A .py file defining the callback class."
+)
+@click.option("--symbol", required=True, metavar="NAME", help="The class (or factory) name.")
+@click.option(
+    "--init", "init", multiple=True, metavar="K=V", help="Constructor kwarg (repeatable)."
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="K=V",
+    help="Hot param set after construction (repeatable).",
+)
+@click.option("--disabled", is_flag=True, help="Load it but leave it disabled.")
+@click.option("--force", is_flag=True, help="Skip the up-front checks of the file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
+@pass_ctx
+def cb_load(
+    ctx: _Ctx,
+    cb_id: str,
+    module_path: str | None,
+    file_path: str | None,
+    symbol: str,
+    init: tuple[str, ...],
+    params: tuple[str, ...],
+    disabled: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Load (or replace) callback ID from a module (--path) or a .py file (--file).
+
+    \b
+    hotcb cb load timing --path hotcb.modules.cb.callbacks.timing --symbol TimingCallback
+    hotcb cb load feat_viz --file viz.py --symbol FeatureViz --init every=50
+    """
+    if (module_path is None) == (file_path is None):
+        _fail("give exactly one of --path MODULE or --file FILE.py")
+    rd = ctx.run_dir(read_only=False)
+    if file_path is not None:
+        resolved = Path(file_path).expanduser().resolve()
+        if not force:
+            _check_python_file(resolved, symbol)
+        target = {"kind": "python_file", "path": str(resolved), "symbol": symbol}
+    else:
+        from hotcb.modules.cb.loader import is_blocked_target
+
+        assert module_path is not None
+        if is_blocked_target(f"{module_path}.{symbol}") or is_blocked_target(module_path + "."):
+            _fail(
+                f"target {module_path}.{symbol} is refused: it could run programs or arbitrary code"
+            )
+        target = {"kind": "module", "path": module_path, "symbol": symbol}
+    known = _known_ids(rd) or {}
+    note = f" (replaces the loaded {cb_id!r})" if cb_id in known else ""
+    data: dict[str, Any] = {"op": "load", "id": cb_id, "target": target}
+    if init:
+        data["init"] = _assignments(init, "--init")
+    if params:
+        data["params"] = _assignments(params, "--param")
+    if disabled:
+        data["enabled"] = False
+    _queue(rd, data, as_json, note)
+
+
+def _set(ctx: _Ctx, cb_id: str, assignments: tuple[str, ...], force: bool, as_json: bool) -> None:
+    if not assignments:
+        _fail(f"nothing to set: give name=value pairs, e.g. hotcb cb set {cb_id} every=5")
+    rd = ctx.run_dir(read_only=False)
+    _check_id(rd, cb_id, force)
+    _queue(rd, {"op": "set", "id": cb_id, "params": _assignments(assignments, "set")}, as_json)
+
+
+@cb.command("set")
+@click.argument("cb_id", metavar="ID")
+@click.argument("assignments", nargs=-1, metavar="K=V...")
+@click.option("--force", is_flag=True, help="Queue even if ID is not in the run's state.")
+@click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
+@pass_ctx
+def cb_set(ctx: _Ctx, cb_id: str, assignments: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Set hot params of ID. Values are YAML scalars: every=5 lr=3e-4 on=true tags=[a,b]."""
+    _set(ctx, cb_id, assignments, force, as_json)
+
+
+@cb.command("set_params", hidden=True)
+@click.argument("cb_id", metavar="ID")
+@click.argument("assignments", nargs=-1, metavar="K=V...")
+@click.option("--force", is_flag=True, help="Queue even if ID is not in the run's state.")
+@click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
+@pass_ctx
+def cb_set_params(
+    ctx: _Ctx, cb_id: str, assignments: tuple[str, ...], force: bool, as_json: bool
+) -> None:
+    """Alias of `hotcb cb set`."""
+    _set(ctx, cb_id, assignments, force, as_json)
+
+
+def _simple(op: str, doc: str) -> None:
+    @cb.command(op, help=doc)
+    @click.argument("cb_id", metavar="ID")
+    @click.option("--force", is_flag=True, help="Queue even if ID is not in the run's state.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
+    @pass_ctx
+    def command(ctx: _Ctx, cb_id: str, force: bool, as_json: bool) -> None:
+        rd = ctx.run_dir(read_only=False)
+        _check_id(rd, cb_id, force)
+        _queue(rd, {"op": op, "id": cb_id}, as_json)
+
+
+_simple("enable", "Enable callback ID (also re-enables one that was auto-disabled after an error).")
+_simple("disable", "Disable callback ID (it stays loaded and keeps its params).")
+_simple("unload", "Unload callback ID (its close() is called).")
+
+
+# -- read-only commands -------------------------------------------------------------------
+
+
+def _pending(rd: RunDir, entries: list[LedgerEntry]) -> int:
+    """Complete command lines the run has not processed yet."""
+    offset = max((e.offset for e in entries if e.offset is not None), default=0)
+    try:
+        with open(rd.commands, "rb") as fh:
+            fh.seek(offset)
+            tail = fh.read()
+    except OSError:
+        return 0
+    return sum(1 for line in tail.split(b"\n")[:-1] if line.strip())
+
+
+@cli.command()
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {run_dir, live, step, callbacks} as JSON."
+)
+@pass_ctx
+def status(ctx: _Ctx, as_json: bool) -> None:
+    """Show the run's callbacks: enabled, target, effective params, last error."""
+    rd = ctx.run_dir(read_only=True)
+    state = read_state(rd.state)
+    if state is None:
+        _fail(f"{rd.path} has no {rd.state.name}: no run has used this dir yet")
+    live = is_live(state)
+    callbacks = state.get("callbacks") or {}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "run_dir": str(rd.path),
+                    "live": live,
+                    "step": state.get("step"),
+                    "callbacks": callbacks,
+                },
+                indent=2,
+            )
+        )
+        return
+    read = read_ledger(rd.ledger)
+    for warning in read.warnings():
+        click.echo(f"hotcb: warning: {warning}", err=True)
+    where = f"live, pid {state.get('pid')}" if live else "not live"
+    click.echo(f"run {rd.path} ({where}, step {state.get('step')})")
+    pending = _pending(rd, read.entries)
+    if pending:
+        click.echo(f"{pending} command(s) queued, not applied yet")
+    if not callbacks:
+        click.echo("no callbacks loaded")
+        return
+    rows = [("ID", "ENABLED", "TARGET", "PARAMS", "ERROR")]
+    for cb_id, rec in sorted(callbacks.items()):
+        target = rec.get("target") or {}
+        params = " ".join(f"{k}={json.dumps(v)}" for k, v in (rec.get("params") or {}).items())
+        rows.append(
+            (
+                cb_id,
+                "yes" if rec.get("enabled") else "no",
+                f"{target.get('path')}:{target.get('symbol')}",
+                params,
+                rec.get("error") or "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        )
+
+
+def _format_entry(e: LedgerEntry) -> str:
+    when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
+    payload = dict(e.payload)
+    detail = " ".join(f"{k}={json.dumps(v)}" for k, v in (payload.get("params") or {}).items())
+    if e.op == "load" and isinstance(payload.get("target"), dict):
+        detail = (
+            f"{payload['target'].get('path')}:{payload['target'].get('symbol')} {detail}".strip()
+        )
+    line = f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} {e.id or '-':<12} {e.decision}"
+    if detail:
+        line += f"  {detail}"
+    if e.error:
+        line += f"  error: {e.error}"
+    return line
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per ledger entry.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries (Ctrl-C to stop).")
+@click.option("-n", "last", type=int, default=None, help="Only the last N entries.")
+@click.option(
+    "--max-wait",
+    type=float,
+    default=None,
+    hidden=True,
+    help="With --follow: stop after this many seconds.",
+)
+@pass_ctx
+def log(ctx: _Ctx, as_json: bool, follow: bool, last: int | None, max_wait: float | None) -> None:
+    """Show the ledger: every processed command with its step, source and decision."""
+    rd = ctx.run_dir(read_only=True)
+    read = read_ledger(rd.ledger)
+    for warning in read.warnings():
+        click.echo(f"hotcb: warning: {warning}", err=True)
+    entries = read.entries[-last:] if last else read.entries
+
+    def show(batch: list[LedgerEntry]) -> None:
+        for e in batch:
+            click.echo(json.dumps(e.to_dict()) if as_json else _format_entry(e))
+
+    show(entries)
+    if not follow:
+        return
+    seen = read.entries[-1].seq if read.entries else 0
+    deadline = time.monotonic() + max_wait if max_wait is not None else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+            new = [e for e in read_ledger(rd.ledger).entries if e.seq > seen]
+            if new:
+                show(new)
+                seen = new[-1].seq
+            elif not is_live(read_state(rd.state)):
+                break
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command("export-config")
+@click.option(
+    "--name", default=None, help="Name of the new hotcb/callbacks option (default: from the run)."
+)
+@click.option(
+    "--out",
+    default=None,
+    metavar="FILE",
+    help="Write the YAML here instead of the app's config dir.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["group", "overrides"]),
+    default="group",
+    show_default=True,
+    help="A config-group file, or override deltas on one line.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print {path, next_command, text} as JSON.")
+@pass_ctx
+def export_config(ctx: _Ctx, name: str | None, out: str | None, fmt: str, as_json: bool) -> None:
+    """Turn the run's live changes into Hydra config for the next run."""
+    rd = ctx.run_dir(read_only=True)
+    from hotcb.hydra.export import ExportError
+    from hotcb.hydra.export import export_config as do_export
+
+    try:
+        result = do_export(rd.path, name=name, out=out, fmt=fmt)
+    except ExportError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(result.path) if result.path else None,
+                    "next_command": result.next_command,
+                    "text": result.text,
+                }
+            )
+        )
+        return
+    if fmt == "overrides":
+        click.echo(result.text)
+        return
+    click.echo(f"wrote {result.path}")
+    if result.next_command:
+        click.echo(f"next run: {result.next_command}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def runs(as_json: bool) -> None:
+    """List this user's live runs and the most recent ended ones."""
+    live = live_runs()
+    recent = recent_runs()[:10]
+    if as_json:
+        click.echo(
+            json.dumps({"live": [vars(r) for r in live], "recent": [vars(r) for r in recent]})
+        )
+        return
+    click.echo("live:" if live else "live: none")
+    for r in live:
+        click.echo(f"  {r.describe()}")
+    if recent:
+        click.echo("recent:")
+        for r in recent:
+            click.echo(f"  {r.describe()}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``hotcb``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="hotcb")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,229 @@
+"""Finding a run without ``--dir``: the registry of this user's live runs.
+
+Each :class:`~hotcb.kernel.HotKernel` registers itself while it runs (a small JSON file
+in ``$HOTCB_HOME/runs/``, default ``~/.cache/hotcb/runs/``) and removes it on close.
+Entries of processes that died without closing (SIGKILL, OOM) are recognised as stale
+(the pid is gone, or now belongs to a process that started at another time) and
+ignored. Closed runs are remembered in ``recent.json`` so read-only commands can fall
+back to the most recent run.
+
+Example:
+    >>> import os, tempfile
+    >>> os.environ["HOTCB_HOME"] = tempfile.mkdtemp()
+    >>> run = tempfile.mkdtemp()
+    >>> entry = register_live_run(run)
+    >>> [r.run_dir for r in live_runs()] == [os.path.realpath(run)]
+    True
+    >>> unregister_live_run(entry)
+    >>> live_runs(), recent_runs()[0].run_dir == os.path.realpath(run)
+    ([], True)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RunEntry",
+    "RunNotFound",
+    "hotcb_home",
+    "live_runs",
+    "recent_runs",
+    "register_live_run",
+    "resolve_run_dir",
+    "unregister_live_run",
+]
+
+RECENT_LIMIT = 50
+
+
+class RunNotFound(Exception):
+    """No run could be chosen; the message says why and how to pick one."""
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One registered run."""
+
+    run_dir: str
+    pid: int
+    host: str
+    started: float
+    start_ticks: int | None = None
+    closed: float | None = None
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+        return f"{self.run_dir} (pid {self.pid}, started {when})"
+
+
+def hotcb_home() -> Path:
+    """``$HOTCB_HOME``, else ``$XDG_CACHE_HOME/hotcb``, else ``~/.cache/hotcb``."""
+    env = os.environ.get("HOTCB_HOME")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "hotcb"
+
+
+def _runs_dir() -> Path:
+    d = hotcb_home() / "runs"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Process start time in clock ticks since boot (Linux), to detect pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22 overall
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(entry: RunEntry) -> bool:
+    if entry.host != socket.gethostname():
+        return True  # cannot check; trust the entry
+    try:
+        os.kill(entry.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if entry.start_ticks is not None:
+        ticks = _start_ticks(entry.pid)
+        if ticks is not None and ticks != entry.start_ticks:
+            return False  # the pid was reused by another process
+    return True
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps(data, indent=1).encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _read_entry(path: Path) -> RunEntry | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RunEntry(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def register_live_run(run_dir: str | os.PathLike[str]) -> Path:
+    """Register the calling process as the live run in ``run_dir``; returns the entry file."""
+    resolved = str(Path(run_dir).resolve())
+    pid = os.getpid()
+    entry = RunEntry(
+        run_dir=resolved,
+        pid=pid,
+        host=socket.gethostname(),
+        started=time.time(),
+        start_ticks=_start_ticks(pid),
+    )
+    tag = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:10]
+    path = _runs_dir() / f"{pid}-{tag}.json"
+    _write_json(path, asdict(entry))
+    return path
+
+
+def unregister_live_run(entry_file: str | os.PathLike[str]) -> None:
+    """Remove a live entry and remember the run as recent. Never raises."""
+    try:
+        path = Path(entry_file)
+        entry = _read_entry(path)
+        path.unlink(missing_ok=True)
+        if entry is not None:
+            _remember(RunEntry(**{**asdict(entry), "closed": time.time()}))
+    except Exception:
+        pass
+
+
+def _remember(entry: RunEntry) -> None:
+    home = hotcb_home()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = os.open(home / ".recent.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        recent = [r for r in _load_recent() if r.run_dir != entry.run_dir]
+        recent.append(entry)
+        _write_json(home / "recent.json", [asdict(r) for r in recent[-RECENT_LIMIT:]])
+    finally:
+        os.close(lock)
+
+
+def _load_recent() -> list[RunEntry]:
+    try:
+        data = json.loads((hotcb_home() / "recent.json").read_text(encoding="utf-8"))
+        return [RunEntry(**item) for item in data]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def live_runs() -> list[RunEntry]:
+    """Live runs of this user, oldest first. Stale entries are removed on the way."""
+    runs: list[RunEntry] = []
+    for path in sorted(_runs_dir().glob("*.json")):
+        entry = _read_entry(path)
+        if entry is None:
+            continue
+        if _alive(entry) and Path(entry.run_dir).is_dir():
+            runs.append(entry)
+        else:
+            path.unlink(missing_ok=True)
+            _remember(RunEntry(**{**asdict(entry), "closed": time.time()}))
+    return sorted(runs, key=lambda r: r.started)
+
+
+def recent_runs() -> list[RunEntry]:
+    """Runs that have ended, most recent first (whose run dir still exists)."""
+    recent = [r for r in _load_recent() if Path(r.run_dir).is_dir()]
+    return sorted(recent, key=lambda r: r.closed or r.started, reverse=True)
+
+
+def resolve_run_dir(explicit: str | os.PathLike[str] | None, *, read_only: bool) -> Path:
+    """The run dir a ``hotcb`` command acts on.
+
+    ``--dir`` if given, else ``$HOTCB_RUN_DIR``, else the single live run; read-only
+    commands fall back to the most recent run. Raises :class:`RunNotFound`.
+    """
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    env = os.environ.get("HOTCB_RUN_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    live = live_runs()
+    if len(live) == 1:
+        return Path(live[0].run_dir)
+    if len(live) > 1:
+        listing = "; ".join(r.describe() for r in live)
+        raise RunNotFound(
+            f"{len(live)} runs are live: {listing}. Pick one with --dir RUN_DIR or HOTCB_RUN_DIR=RUN_DIR"
+        )
+    if read_only:
+        candidates = sorted(live + recent_runs(), key=lambda r: r.closed or r.started, reverse=True)
+        if candidates:
+            return Path(candidates[0].run_dir)
+    raise RunNotFound(
+        "no live hotcb run found for this user. Start training with a HotKernel, or pass "
+        "--dir RUN_DIR (or set HOTCB_RUN_DIR)"
+    )
