@@ -431,6 +431,9 @@ class HotKernel:
         if self._closed:
             return
         self._closed = True
+        # loops usually reuse one env dict: it holds the step the run ended at
+        self._step = self._env.get("step", self._step)
+        self._epoch = self._env.get("epoch", self._epoch)
         try:
             self._write_state()
         finally:

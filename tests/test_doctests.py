@@ -17,6 +17,8 @@ MODULES = [
     "hotcb.kernel",
     "hotcb.runs",
     "hotcb.cli",
+    "hotcb.hydra.hydrate",
+    "hotcb.hydra.deltas",
     "hotcb.modules.cb.protocol",
     "hotcb.modules.cb.params",
     "hotcb.modules.cb.loader",

@@ -1,0 +1,156 @@
+"""``hotcb export-config``: freeze a run's live changes into Hydra config.
+
+Two forms:
+
+* ``fmt="group"`` (default): a new option of the app's ``hotcb/callbacks`` config group,
+  written to ``<primary config dir>/hotcb/callbacks/<name>.yaml`` (the dir is read from
+  the run's ``.hydra/hydra.yaml``), holding the final state of every callback. The next
+  run starts from it with ``hotcb/callbacks=<name>``; the exact command is returned.
+* ``fmt="overrides"``: the override deltas (see :mod:`hotcb.hydra.deltas`) on one
+  shell-quoted line, to paste after the original command.
+
+A callback loaded from a ``.py`` file exports as its captured source,
+``<run_dir>/hotcb.sources/<sha256>.py:Symbol``: the next run loads the same bytes (the
+loader checks the sha256 in the name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
+from hotcb.hydra.hydrate import LAUNCH_FILE
+from hotcb.rundir import RunDir
+from hotcb.state import read_state
+
+__all__ = ["ExportError", "ExportResult", "export_config"]
+
+_HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
+
+
+class ExportError(Exception):
+    """The run cannot be exported as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_config` produced."""
+
+    #: The file written (None for ``fmt="overrides"``).
+    path: Path | None
+    #: The YAML written, or the override line.
+    text: str
+    #: The command that starts the next run from the export (when it can be derived).
+    next_command: str | None
+
+
+def _launch(run: RunDir) -> dict[str, Any]:
+    try:
+        data = json.loads((run.path / LAUNCH_FILE).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
+    hydra_yaml = run.path / ".hydra" / "hydra.yaml"
+    sources: list[Any] = []
+    try:
+        doc = yaml.safe_load(hydra_yaml.read_text(encoding="utf-8")) or {}
+        sources = doc.get("hydra", {}).get("runtime", {}).get("config_sources", []) or []
+    except (OSError, yaml.YAMLError):
+        pass
+    for source in sources:
+        if isinstance(source, dict) and source.get("provider") == "main":
+            path, schema = str(source.get("path", "")), source.get("schema")
+            if schema == "file" or path.startswith("file://"):
+                return Path(path.removeprefix("file://"))
+            raise ExportError(
+                f"the app's config lives in a package ({schema}://{path}); write the export "
+                "elsewhere with --out FILE"
+            )
+    if launch.get("config_dir"):
+        return Path(str(launch["config_dir"]).removeprefix("file://"))
+    raise ExportError(
+        f"{hydra_yaml} not found: {run.path} was not a Hydra run dir; use --out FILE or "
+        "--format overrides"
+    )
+
+
+def _default_name(run: RunDir) -> str:
+    raw = f"{run.path.parent.name}_{run.path.name}"
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", raw).strip("_")
+    return f"live_{name}" if name else "live"
+
+
+def _next_command(launch: dict[str, Any], name: str) -> str | None:
+    argv = launch.get("argv") or []
+    if not argv:
+        return None
+    script = Path(argv[0])
+    if not script.is_absolute():
+        script = Path(launch.get("cwd") or os.getcwd()) / script
+    try:
+        shown = os.path.relpath(script)
+    except ValueError:
+        shown = str(script)
+    if shown.startswith("../../.."):
+        shown = str(script)
+    kept = [o for o in launch.get("overrides") or [] if not _HOTCB_OVERRIDE.match(o)]
+    parts = ["python", shown, *kept, f"hotcb/callbacks={name}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def export_config(
+    run_dir: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    fmt: str = "group",
+) -> ExportResult:
+    """Export the run in ``run_dir``; see the module docstring. Raises :class:`ExportError`."""
+    run = RunDir(run_dir)
+    if fmt not in ("group", "overrides"):
+        raise ExportError(f"unknown format {fmt!r}: use group or overrides")
+    try:
+        if fmt == "overrides":
+            line = " ".join(shlex.quote(d) for d in deltas_for_run(run.path))
+            return ExportResult(path=None, text=line, next_command=None)
+        nodes = final_nodes(run.path)
+    except DeltaError as exc:
+        raise ExportError(str(exc)) from None
+    if name is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$", name):
+        raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
+    option = name or _default_name(run)
+    launch = _launch(run)
+    if out is not None:
+        path = Path(out).expanduser().resolve()
+        command = None
+    else:
+        path = _config_dir(run, launch) / "hotcb" / "callbacks" / f"{option}.yaml"
+        command = _next_command(launch, option)
+    state = read_state(run.state) or {}
+    header = [
+        "# @package hotcb.callbacks",
+        f"# Exported by `hotcb export-config` from {run.path}",
+        f"# (step {state.get('step')}, {time.strftime('%Y-%m-%d %H:%M:%S')}).",
+    ]
+    if command:
+        header.append(f"# Next run: {command}")
+    body = yaml.safe_dump(nodes, sort_keys=False, default_flow_style=False) if nodes else "{}\n"
+    text = "\n".join(header) + "\n" + body
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return ExportResult(path=path, text=text, next_command=command)

@@ -1,0 +1,242 @@
+"""From a composed Hydra config to a running kernel with its initial callback set.
+
+Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
+
+    hotcb:
+      callbacks:
+        heartbeat:
+          _target_: hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback   # kind: module
+          every: 100
+        feat_viz:
+          _target_: tools/viz.py:FeatureViz        # kind: python_file (relative to the launch dir)
+          every: 50
+          _enabled_: false                         # loaded, but disabled
+
+Other keys are constructor kwargs, checked against the constructor's signature.
+Kernel settings may sit beside ``callbacks``: ``poll_interval``, ``auto_disable_on_error``,
+``fsync``, ``state_interval``, ``run_dir``.
+
+Example:
+    >>> from omegaconf import OmegaConf
+    >>> cfg = OmegaConf.create({"hotcb": {"callbacks": {"hb": {
+    ...     "_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 5}}}})
+    >>> [(op.op, op.id, op.target.symbol, dict(op.init)) for op in ops_from_config(cfg)]
+    [('load', 'hb', 'HeartbeatCallback', {'every': 5})]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from hotcb.ops import CallbackTarget, CommandError, Op, check_id
+
+if TYPE_CHECKING:
+    from hotcb.kernel import HotKernel
+
+__all__ = [
+    "ENABLED_KEY",
+    "KERNEL_KEYS",
+    "HydrationError",
+    "kernel_from_config",
+    "ops_from_config",
+    "parse_target",
+    "target_string",
+]
+
+log = logging.getLogger("hotcb")
+
+#: Reserved node key: ``_enabled_: false`` keeps a callback loaded but disabled.
+ENABLED_KEY = "_enabled_"
+#: Keys of the ``hotcb`` node that configure the kernel.
+KERNEL_KEYS = ("poll_interval", "auto_disable_on_error", "fsync", "state_interval")
+#: Hydra's instantiate keys that make no sense for a hot callback.
+_UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")
+#: Written next to the ledger: how this run was launched, for ``hotcb export-config``.
+LAUNCH_FILE = "hotcb.launch.json"
+
+
+class HydrationError(ValueError):
+    """The ``hotcb`` config node is invalid; the message names the callback and key."""
+
+
+def parse_target(value: str, *, base_dir: str | os.PathLike[str] | None = None) -> CallbackTarget:
+    """``a.b.C`` -> module target; ``path/to/file.py:C`` -> python_file target.
+
+    >>> parse_target("hotcb.modules.cb.callbacks.timing.TimingCallback").to_dict()
+    {'kind': 'module', 'path': 'hotcb.modules.cb.callbacks.timing', 'symbol': 'TimingCallback'}
+    >>> parse_target("viz.py:FeatureViz", base_dir="/work").to_dict()
+    {'kind': 'python_file', 'path': '/work/viz.py', 'symbol': 'FeatureViz'}
+    """
+    if not isinstance(value, str) or not value:
+        raise HydrationError(f"_target_ must be a non-empty string, got {value!r}")
+    if ":" in value:
+        path, _, symbol = value.rpartition(":")
+        if not path.endswith(".py"):
+            raise HydrationError(
+                f"_target_ {value!r}: a file target is written path/to/file.py:Symbol"
+            )
+        file = Path(path).expanduser()
+        if not file.is_absolute():
+            file = Path(base_dir or os.getcwd()) / file
+        return CallbackTarget("python_file", os.path.normpath(file), symbol)
+    module, _, symbol = value.rpartition(".")
+    if not module:
+        raise HydrationError(
+            f"_target_ {value!r}: expected a dotted path like package.module.Class"
+        )
+    return CallbackTarget("module", module, symbol)
+
+
+def target_string(target: CallbackTarget | Mapping[str, Any]) -> str:
+    """The ``_target_`` spelling of a target (inverse of :func:`parse_target`).
+
+    >>> target_string({"kind": "python_file", "path": "/w/viz.py", "symbol": "V"})
+    '/w/viz.py:V'
+    """
+    t = target if isinstance(target, CallbackTarget) else CallbackTarget.from_dict(target)
+    return f"{t.path}:{t.symbol}" if t.kind == "python_file" else f"{t.path}.{t.symbol}"
+
+
+def _original_cwd() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
+
+
+def _node(cfg: Any) -> dict[str, Any]:
+    node = cfg.get("hotcb") if isinstance(cfg, (DictConfig, Mapping)) else None
+    if node is None:
+        return {}
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(container, Mapping):
+        raise HydrationError(f"'hotcb' must be a mapping, got {type(container).__name__}")
+    return dict(container)
+
+
+def ops_from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None) -> list[Op]:
+    """One ``load`` op per node of ``cfg.hotcb.callbacks`` (plain Python values only).
+
+    Raises :class:`HydrationError` listing every invalid node.
+    """
+    callbacks = _node(cfg).get("callbacks") or {}
+    if not isinstance(callbacks, Mapping):
+        raise HydrationError("'hotcb.callbacks' must be a mapping of id -> callback node")
+    base = base_dir if base_dir is not None else _original_cwd()
+    ops: list[Op] = []
+    problems: list[str] = []
+    for cb_id, node in callbacks.items():
+        if node is None:
+            continue  # e.g. hotcb.callbacks.timing=null: not loaded
+        try:
+            ops.append(_op_from_node(str(cb_id), node, base))
+        except (HydrationError, CommandError) as exc:
+            problems.append(f"hotcb.callbacks.{cb_id}: {exc}")
+    if problems:
+        raise HydrationError("; ".join(problems))
+    return ops
+
+
+def _op_from_node(cb_id: str, node: Any, base_dir: str | os.PathLike[str]) -> Op:
+    check_id(cb_id)
+    if not isinstance(node, Mapping):
+        raise HydrationError(f"expected a mapping with _target_, got {node!r}")
+    if "_target_" not in node:
+        raise HydrationError("missing _target_ (a dotted class path, or path/to/file.py:Class)")
+    bad = [k for k in _UNSUPPORTED if k in node]
+    if bad:
+        raise HydrationError(f"{', '.join(bad)} not supported for hot callbacks")
+    enabled = node.get(ENABLED_KEY, True)
+    if not isinstance(enabled, bool):
+        raise HydrationError(f"{ENABLED_KEY} must be true or false, got {enabled!r}")
+    init = {k: v for k, v in node.items() if k not in ("_target_", ENABLED_KEY)}
+    target = parse_target(node["_target_"], base_dir=base_dir)
+    return Op.from_dict(
+        {"op": "load", "id": cb_id, "target": target.to_dict(), "init": init, "enabled": enabled}
+    )
+
+
+def _default_run_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    raise HydrationError(
+        "no run_dir: pass HotKernel.from_config(cfg, run_dir=...) or set hotcb.run_dir, "
+        "or call it inside a @hydra.main app (the run dir is then Hydra's output dir)"
+    )
+
+
+def _record_launch(run_dir: Path) -> None:
+    """Remember how this run was started, for `hotcb export-config`'s next command."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    main = next((s for s in hc.runtime.config_sources if s.provider == "main"), None)
+    data = {
+        "argv": list(sys.argv),
+        "cwd": str(hc.runtime.cwd),
+        "config_name": hc.job.config_name,
+        "config_dir": str(main.path) if main is not None else None,
+        "overrides": list(hc.overrides.task),
+    }
+    try:
+        fd = os.open(run_dir / LAUNCH_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+    except OSError as exc:
+        log.warning("hotcb: cannot write %s: %s", run_dir / LAUNCH_FILE, exc)
+
+
+def kernel_from_config(
+    cfg: Any,
+    run_dir: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = True,
+    **kernel_kwargs: Any,
+) -> HotKernel:
+    """Build a :class:`~hotcb.kernel.HotKernel` and load the configured callbacks.
+
+    Each callback is applied at step 0 and recorded in the ledger with
+    ``source: config``. With ``strict`` (default) a callback that fails to load raises
+    :class:`HydrationError` before training starts (the failure is in the ledger too);
+    otherwise it is logged and the run goes on without it. A resumed run (an existing
+    ledger in ``run_dir``) keeps the state it rebuilt from the ledger instead.
+    """
+    from hotcb.kernel import HotKernel
+
+    node = _node(cfg)
+    ops = ops_from_config(cfg)
+    settings = {k: node[k] for k in KERNEL_KEYS if node.get(k) is not None}
+    settings.update(kernel_kwargs)
+    directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
+    kernel = HotKernel(run_dir=directory, **settings)
+    _record_launch(kernel.run_dir.path)
+    if kernel.resumed:
+        log.info(
+            "hotcb: resumed %s from its ledger; the config's callbacks were not re-applied",
+            kernel.run_dir.path,
+        )
+        return kernel
+    failures: list[str] = []
+    for op in ops:
+        entry = kernel.submit(op, source="config", env={"step": 0})
+        if entry.decision == "failed":
+            failures.append(f"hotcb.callbacks.{op.id}: {entry.error}")
+    if failures and strict:
+        kernel.close()
+        raise HydrationError("; ".join(failures))
+    for failure in failures:
+        log.error("hotcb: %s", failure)
+    return kernel
