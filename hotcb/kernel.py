@@ -44,6 +44,7 @@ from hotcb.ops import CommandError, Op, parse_command
 from hotcb.rundir import RunDir
 from hotcb.state import HOSTNAME, STATE_VERSION, write_state
 from hotcb.stream import CommandLine, CommandStream
+from hotcb.trust import check_control_file
 
 __all__ = ["HotKernel", "KernelModule"]
 
@@ -127,6 +128,9 @@ class HotKernel:
         )
         self._desired = DesiredStateFile(config_path) if config_path is not None else None
         self._desired_owned: set[str] = set()
+        self._refusals: dict[str, str] = {}
+        self._state_error: str | None = None
+        self._warned: set[str] = set()
         self._env: Env = {}
         self._step: Any = None
         self._epoch: Any = None
@@ -177,11 +181,12 @@ class HotKernel:
         self._step = env.get("step")
         self._epoch = env.get("epoch")
         event = events[0] if events else None
-        try:
-            lines = self._reader.read_new()
-        except OSError as exc:
-            lines = []
-            log.error("hotcb: cannot read %s: %s", self._commands.path, exc)
+        lines: list[CommandLine] = []
+        if self._trusted(self._commands.path, event):
+            try:
+                lines = self._reader.read_new()
+            except OSError as exc:
+                log.error("hotcb: cannot read %s: %s", self._commands.path, exc)
         if self._reader.reset_reason:
             log.warning("hotcb: %s (%s)", self._reader.reset_reason, self._commands.path)
             self.ledger.record(
@@ -208,6 +213,36 @@ class HotKernel:
         if self._changed or (now >= self._next_state and self._step is not None):
             self._write_state()
             self._next_state = now + self.state_interval
+
+    def _trusted(self, path: Path, event: str | None) -> bool:
+        """Check a control file's owner and mode; report a change of verdict once."""
+        verdict = check_control_file(path)
+        key = str(path)
+        if verdict.refused:
+            if self._refusals.get(key) != verdict.refused:
+                self._refusals[key] = verdict.refused
+                log.error(
+                    "hotcb: %s. Nothing from it is applied until that is fixed.", verdict.refused
+                )
+                self.ledger.record(
+                    module="kernel",
+                    op="refuse",
+                    id=None,
+                    source="auto",
+                    decision="failed",
+                    error=verdict.refused,
+                    step=self._step,
+                    epoch=self._epoch,
+                    event=event,
+                    payload={"path": key},
+                )
+            return False
+        if self._refusals.pop(key, None) is not None:
+            log.warning("hotcb: %s is trusted again; reading it", path)
+        if verdict.warning and key not in self._warned:
+            self._warned.add(key)
+            log.warning("hotcb: %s", verdict.warning)
+        return True
 
     def _apply_line(self, line: CommandLine, env: Env, event: str | None) -> None:
         try:
@@ -286,6 +321,8 @@ class HotKernel:
 
     def _reconcile_desired(self, env: Env, event: str | None) -> None:
         assert self._desired is not None
+        if not self._trusted(self._desired.path, event):
+            return
         try:
             desired = self._desired.read_if_changed()
         except CommandError as exc:
@@ -424,7 +461,14 @@ class HotKernel:
         try:
             write_state(self.run_dir.state, self.status())
         except OSError as exc:
-            log.error("hotcb: cannot write %s: %s", self.run_dir.state, exc)
+            reason = f"{exc.strerror or exc} ({self.run_dir.state})"
+            if self._state_error != reason:
+                log.error("hotcb: cannot write the state file: %s. Training continues.", reason)
+            self._state_error = reason
+        else:
+            if self._state_error is not None:
+                log.warning("hotcb: the state file is written again (%s)", self.run_dir.state)
+            self._state_error = None
 
     def close(self) -> None:
         """Write the final state, close every callback, leave the live-run registry."""

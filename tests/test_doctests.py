@@ -17,6 +17,7 @@ MODULES = [
     "hotcb.kernel",
     "hotcb.runs",
     "hotcb.cli",
+    "hotcb.trust",
     "hotcb.hydra.hydrate",
     "hotcb.hydra.deltas",
     "hotcb.modules.cb.protocol",

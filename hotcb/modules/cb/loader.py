@@ -42,6 +42,7 @@ from typing import Any
 
 from hotcb.modules.cb.protocol import HotCallback
 from hotcb.ops import CallbackTarget
+from hotcb.trust import check_source_file
 
 __all__ = [
     "LoadError",
@@ -188,6 +189,9 @@ def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
     path = Path(target.path).expanduser()
     if not path.is_absolute():
         path = Path.cwd() / path
+    refused = check_source_file(path)
+    if refused:
+        raise LoadError(refused)
     try:
         st = path.stat()
         data = path.read_bytes()

@@ -1,0 +1,70 @@
+"""Any bytes as a command line: apply never raises, and each line is accounted for once."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hotcb.kernel import HotKernel
+from hotcb.ledger import read_ledger
+from hotcb.ops import CallbackTarget, CommandError, Op, parse_command
+
+HEARTBEAT = CallbackTarget("module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback")
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+COMMANDISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "op": st.sampled_from(["load", "set", "set_params", "enable", "disable", "unload", "boom"])
+        | JSONISH,
+        "id": st.sampled_from(["hb", "x", "", "../a"]) | JSONISH,
+        "module": st.sampled_from(["cb", "other"]) | JSONISH,
+        "params": st.dictionaries(
+            st.sampled_from(["every", "events", "1x", ""]), JSONISH, max_size=3
+        )
+        | JSONISH,
+        "target": JSONISH,
+        "init": JSONISH,
+        "enabled": JSONISH,
+    },
+)
+LINES = st.binary(max_size=200).filter(lambda b: b"\n" not in b) | COMMANDISH.map(
+    lambda d: json.dumps(d).encode()
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300))
+def test_parse_command_only_raises_command_error(line: bytes | str) -> None:
+    with contextlib.suppress(CommandError):
+        parse_command(line)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(LINES, min_size=1, max_size=8))
+def test_any_lines_never_break_apply(tmp_path_factory: object, lines: list[bytes]) -> None:
+    run = Path(tmp_path_factory.mktemp("prop"))  # type: ignore[attr-defined]
+    kernel = HotKernel(run_dir=run, poll_interval=0, register=False)
+    kernel.submit(Op(op="load", id="hb", target=HEARTBEAT))
+    with open(kernel.run_dir.commands, "ab") as fh:
+        fh.write(b"\n".join(lines) + b"\n")
+    for step in range(3):
+        kernel.apply({"step": step, "log": lambda m: None}, ["train_step_end"])
+    kernel.close()
+    external = [
+        e for e in read_ledger(run / "hotcb.applied.jsonl").entries if e.source == "external"
+    ]
+    expected = [n for n, line in enumerate(lines, 1) if line.strip()]
+    assert [e.line for e in external] == expected
