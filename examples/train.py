@@ -5,8 +5,9 @@
     hotcb export-config                   # afterwards: freeze the live changes
 
 A torch MLP learns a synthetic regression task on the CPU. The loop emits
-``train_begin``, ``train_step_end`` (every step), ``val_end`` (every ``val_every``
-steps) and ``train_end``; the env carries ``step``, ``epoch``, ``loss``, ``model``,
+``train_begin``, ``after_backward`` and ``train_step_end`` (every step), ``val_end``
+(every ``val_every`` steps) and ``train_end``, and stops early when a callback asks
+(``hotcb.requests.stop_requested``); the env carries ``step``, ``epoch``, ``loss``, ``model``,
 ``optimizer``, ``log`` and ``run_dir``. Ctrl-C stops it cleanly (exit code 130): the
 ledger and the state are complete and ``hotcb export-config`` still works.
 """

@@ -28,6 +28,14 @@ MODULES = [
     "hotcb.modules.cb.callbacks.emit",
     "hotcb.modules.cb.callbacks.timing",
     "hotcb.modules.cb.callbacks.heartbeat",
+    "hotcb.modules.cb.callbacks.scalars",
+    "hotcb.modules.cb.callbacks.lr_monitor",
+    "hotcb.modules.cb.callbacks.grad_stats",
+    "hotcb.modules.cb.callbacks.tensor_stats",
+    "hotcb.modules.cb.callbacks.system_stats",
+    "hotcb.modules.cb.callbacks.anomaly_guard",
+    "hotcb.modules.cb.callbacks.jsonl_logger",
+    "hotcb.requests",
 ]
 
 

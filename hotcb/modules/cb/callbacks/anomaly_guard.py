@@ -1,0 +1,145 @@
+"""``anomaly_guard``: catch non-finite losses and gradients, and loss spikes.
+
+Checks, once per step:
+
+* the loss in ``env["loss"]`` is finite;
+* the loss is not a spike: not above ``spike_factor`` times the mean of the previous
+  ``window`` finite losses (checked once 5 losses are known);
+* every gradient of ``env["model"]`` is finite (the first offending parameter is named).
+
+On an anomaly it logs the step, the kind and the first offending layer, and acts:
+
+* ``action=log``: nothing more;
+* ``action=skip``: zeroes every gradient, so the ``optimizer.step()`` that follows does
+  not apply the bad update (emit ``after_backward`` between ``backward()`` and
+  ``optimizer.step()`` for this to take effect);
+* ``action=stop``: asks the loop to stop at its next safe point with
+  :func:`hotcb.requests.request_stop`; the loop checks ``stop_requested(env)``.
+
+``first`` holds the first anomaly seen, ``anomalies`` how many there were.
+
+Hot parameters:
+    action (log | skip | stop), spike_factor (number > 1), window (int >= 1).
+
+Example:
+    >>> cb = AnomalyGuardCallback(action="stop")
+    >>> env = {"step": 3, "loss": float("nan"), "log": print}
+    >>> cb.handle("train_step_end", env)
+    [anomaly_guard] step=3 non-finite loss (nan); action=stop
+    >>> from hotcb.requests import stop_requested
+    >>> stop_requested(env)
+    'non-finite loss (nan) at step 3 (anomaly_guard)'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from hotcb.modules.cb.callbacks.emit import emit
+from hotcb.modules.cb.params import check_known, choice, positive_int
+from hotcb.requests import request_stop
+
+__all__ = ["ACTIONS", "AnomalyGuardCallback"]
+
+ACTIONS = ("log", "skip", "stop")
+EVENTS = frozenset({"after_backward", "train_step_end"})
+MIN_HISTORY = 5
+
+
+def _factor(value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 1
+        or math.isinf(value)
+    ):
+        raise ValueError(f"spike_factor must be a finite number > 1, got {value!r}")
+    return float(value)
+
+
+class AnomalyGuardCallback:
+    """Non-finite loss / gradients and loss spikes: log, skip the update, or stop."""
+
+    def __init__(
+        self,
+        id: str = "anomaly_guard",
+        action: str = "log",
+        spike_factor: float = 10.0,
+        window: int = 50,
+    ) -> None:
+        self.id = id
+        self.action = choice("action", action, ACTIONS)
+        self.spike_factor = _factor(spike_factor)
+        self.window = positive_int("window", window)
+        self._losses: deque[float] = deque(maxlen=self.window)
+        self._loss_step: int | None = None
+        self._grad_step: int | None = None
+        self.first: dict[str, Any] | None = None
+        self.anomalies = 0
+
+    def set_params(self, **kwargs: Any) -> None:
+        check_known("anomaly_guard", kwargs, ("action", "spike_factor", "window"))
+        action = choice("action", kwargs.get("action", self.action), ACTIONS)
+        factor = _factor(kwargs.get("spike_factor", self.spike_factor))
+        window = positive_int("window", kwargs.get("window", self.window))
+        self.action, self.spike_factor = action, factor
+        if window != self.window:
+            self.window = window
+            self._losses = deque(self._losses, maxlen=window)
+
+    def handle(self, event: str, env: dict[str, Any]) -> None:
+        if event not in EVENTS:
+            return
+        step = env.get("step", 0)
+        model = env.get("model")
+        if model is not None and step != self._grad_step:
+            bad = self._first_bad_grad(model)
+            if bad is not None:
+                self._grad_step = step
+                self._anomaly(env, step, "non-finite gradient", layer=bad)
+            elif event == "after_backward" or any(p.grad is not None for p in model.parameters()):
+                self._grad_step = step
+        if event == "train_step_end" and step != self._loss_step and "loss" in env:
+            self._loss_step = step
+            self._check_loss(env, step)
+
+    @staticmethod
+    def _first_bad_grad(model: Any) -> str | None:
+        import torch
+
+        for name, p in model.named_parameters():
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                return str(name)
+        return None
+
+    def _check_loss(self, env: dict[str, Any], step: int) -> None:
+        raw = env["loss"]
+        loss = float(raw.item() if hasattr(raw, "item") else raw)
+        if not math.isfinite(loss):
+            self._anomaly(env, step, f"non-finite loss ({loss})")
+            return
+        if len(self._losses) >= MIN_HISTORY:
+            mean = sum(self._losses) / len(self._losses)
+            if mean > 0 and loss > self.spike_factor * mean:
+                self._anomaly(
+                    env, step, f"loss spike ({loss:.4g} > {self.spike_factor:g} x mean {mean:.4g})"
+                )
+        self._losses.append(loss)
+
+    def _anomaly(self, env: dict[str, Any], step: int, kind: str, layer: str | None = None) -> None:
+        self.anomalies += 1
+        record = {"step": step, "kind": kind, "layer": layer, "action": self.action}
+        if self.first is None:
+            self.first = record
+        where = f" in {layer}" if layer else ""
+        emit(env, f"[{self.id}] step={step} {kind}{where}; action={self.action}")
+        if self.action == "skip":
+            model = env.get("model")
+            if model is not None:
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.zero_()
+        elif self.action == "stop":
+            request_stop(env, f"{kind}{where} at step {step}", by=self.id)

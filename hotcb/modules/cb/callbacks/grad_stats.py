@@ -1,0 +1,91 @@
+"""``grad_stats``: gradient norms of the model in ``env["model"]``.
+
+Every ``every`` steps: the global L2 norm of all gradients (the same value as
+``torch.nn.utils.get_total_norm``), the largest absolute gradient, and with
+``per_layer`` the L2 norm of each parameter's gradient (the ``top_k`` largest are logged).
+
+Gradients must still exist when it runs: emit ``after_backward`` between
+``loss.backward()`` and ``optimizer.step()`` (best), or call it at ``train_step_end``
+before the next ``zero_grad``. It computes once per step, on whichever comes first.
+
+Hot parameters:
+    every (int >= 1), per_layer (bool), top_k (int >= 1).
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 1)
+    >>> model(torch.ones(1, 2)).sum().backward()
+    >>> cb = GradStatsCallback(every=1)
+    >>> cb.handle("after_backward", {"step": 1, "model": model, "log": lambda m: None})
+    >>> round(cb.last["global_norm"], 4)
+    1.7321
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hotcb.modules.cb.callbacks.scalars import log_scalars
+from hotcb.modules.cb.params import check_known, positive_int
+
+__all__ = ["GradStatsCallback"]
+
+EVENTS = frozenset({"after_backward", "train_step_end"})
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+class GradStatsCallback:
+    """Global and per-layer gradient norms, every N steps."""
+
+    rank_zero_only = True
+
+    def __init__(
+        self, id: str = "grad_stats", every: int = 50, per_layer: bool = False, top_k: int = 5
+    ) -> None:
+        self.id = id
+        self.every = positive_int("every", every)
+        self.per_layer = _bool("per_layer", per_layer)
+        self.top_k = positive_int("top_k", top_k)
+        self.last: dict[str, Any] = {}
+        self._done_step: int | None = None
+
+    def set_params(self, **kwargs: Any) -> None:
+        check_known("grad_stats", kwargs, ("every", "per_layer", "top_k"))
+        every = positive_int("every", kwargs.get("every", self.every))
+        per_layer = _bool("per_layer", kwargs.get("per_layer", self.per_layer))
+        top_k = positive_int("top_k", kwargs.get("top_k", self.top_k))
+        self.every, self.per_layer, self.top_k = every, per_layer, top_k
+
+    def handle(self, event: str, env: dict[str, Any]) -> None:
+        if event not in EVENTS:
+            return
+        step = env.get("step", 0)
+        if step % self.every or step == self._done_step:
+            return
+        model = env.get("model")
+        if model is None:
+            return
+        import torch
+
+        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+        if not named:
+            return  # no gradients (yet): try again at the next event of this step
+        self._done_step = step
+        with torch.no_grad():
+            norms = torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for _, g in named])
+            global_norm = float(torch.linalg.vector_norm(norms, 2.0))
+            max_abs = float(max(g.detach().abs().max() for _, g in named))
+            result: dict[str, Any] = {"step": step, "global_norm": global_norm, "max_abs": max_abs}
+            scalars = {"global_norm": global_norm, "max_abs": max_abs}
+            if self.per_layer:
+                per_layer = {n: float(v) for (n, _), v in zip(named, norms.tolist(), strict=True)}
+                result["per_layer"] = per_layer
+                top = sorted(per_layer.items(), key=lambda kv: kv[1], reverse=True)[: self.top_k]
+                scalars.update({f"norm/{n}": v for n, v in top})
+        self.last = result
+        log_scalars(env, self.id, scalars, step)
