@@ -36,6 +36,7 @@ MODULES = [
     "hotcb.modules.cb.callbacks.anomaly_guard",
     "hotcb.modules.cb.callbacks.jsonl_logger",
     "hotcb.requests",
+    "hotcb.adapters.session",
 ]
 
 

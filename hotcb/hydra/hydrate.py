@@ -45,6 +45,7 @@ __all__ = [
     "ENABLED_KEY",
     "KERNEL_KEYS",
     "HydrationError",
+    "callback_nodes",
     "kernel_from_config",
     "ops_from_config",
     "parse_target",
@@ -117,6 +118,8 @@ def _node(cfg: Any) -> dict[str, Any]:
     node = cfg.get("hotcb") if isinstance(cfg, (DictConfig, Mapping)) else None
     if node is None:
         return {}
+    if isinstance(node, Mapping) and not isinstance(node, DictConfig):
+        node = OmegaConf.create(dict(node))  # may hold DictConfigs (e.g. from instantiate)
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     if not isinstance(container, Mapping):
         raise HydrationError(f"'hotcb' must be a mapping, got {type(container).__name__}")
@@ -163,6 +166,26 @@ def _op_from_node(cb_id: str, node: Any, base_dir: str | os.PathLike[str]) -> Op
     return Op.from_dict(
         {"op": "load", "id": cb_id, "target": target.to_dict(), "init": init, "enabled": enabled}
     )
+
+
+def callback_nodes(callbacks: Mapping[str, Any] | None, owner: str) -> dict[str, Any]:
+    """An adapter's initial set as config nodes (id -> ``{_target_, ...}``).
+
+    Refuses callbacks that Hydra already instantiated (a nested ``_target_`` under an
+    instantiated adapter), since hotcb must load them itself to record and replay them.
+
+    >>> callback_nodes({"hb": {"_target_": "a.B"}}, "HotCallbackController")
+    {'hb': {'_target_': 'a.B'}}
+    """
+    nodes = dict(callbacks or {})
+    for cb_id, node in nodes.items():
+        if not isinstance(node, Mapping):
+            raise TypeError(
+                f"{owner}: callbacks.{cb_id} arrived already built (a {type(node).__name__}): Hydra "
+                f"instantiates nested _target_ nodes. Add `_recursive_: false` to the {owner} node "
+                "so hotcb loads (and records) them itself."
+            )
+    return nodes
 
 
 def _default_run_dir() -> Path:

@@ -1,0 +1,97 @@
+"""Drive hotcb from a Hugging Face ``transformers.Trainer``: ``HotHFCallback``.
+
+::
+
+    trainer = Trainer(model=model, args=args, train_dataset=ds,
+                      callbacks=[HotHFCallback(callbacks={"heartbeat": {
+                          "_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback",
+                          "every": 50}})])
+
+Events: ``train_begin`` (on_train_begin), ``after_backward`` (on_pre_optimizer_step, when
+the installed transformers has it), ``train_step_end`` (on_step_end), ``val_end``
+(on_evaluate), ``train_end``. The env: ``step`` (``state.global_step``; at ``after_backward`` the step in progress,
+``global_step + 1``), ``epoch``,
+``loss`` (the most recent logged training loss), ``model``, ``optimizer``,
+``lr_scheduler``, ``metrics`` (from evaluation), ``log``, ``run_dir``, ``state``,
+``args``, ``rank``. A stop request (``hotcb.requests``) sets ``control.should_training_stop``.
+
+Only the world process zero runs a kernel. Requires ``pip install 'hotcb[hf]'``;
+importing :mod:`hotcb` never imports transformers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+try:
+    from transformers import TrainerCallback
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise ImportError("hotcb.adapters.hf needs transformers: pip install 'hotcb[hf]'") from None
+
+from hotcb.adapters.session import AdapterSession
+
+__all__ = ["HotHFCallback"]
+
+
+class HotHFCallback(TrainerCallback):
+    """A ``TrainerCallback`` that runs a :class:`~hotcb.kernel.HotKernel`.
+
+    Args:
+        run_dir: the hotcb run dir (default: ``<args.output_dir>/hotcb``).
+        callbacks: the initial set, as ``hotcb.callbacks`` nodes (id -> ``{_target_, ...}``).
+        log: a ``print``-like sink for callback output (default ``print``).
+        **kernel_kwargs: passed to ``HotKernel``.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str] | None = None,
+        callbacks: Mapping[str, Any] | None = None,
+        log: Any = None,
+        **kernel_kwargs: Any,
+    ) -> None:
+        self.session = AdapterSession("HotHFCallback", run_dir, callbacks, log, **kernel_kwargs)
+
+    def _apply(self, args: Any, state: Any, control: Any, event: str, **kwargs: Any) -> None:
+        if not self.session.running:
+            return
+        env: dict[str, Any] = {
+            key: kwargs[key]
+            for key in ("model", "optimizer", "lr_scheduler", "metrics")
+            if kwargs.get(key) is not None
+        }
+        loss = next((e["loss"] for e in reversed(state.log_history) if "loss" in e), None)
+        if loss is not None:
+            env["loss"] = loss
+        reason = self.session.apply(
+            event,
+            # global_step counts completed optimizer steps; after_backward belongs to the next
+            step=state.global_step + (event == "after_backward"),
+            epoch=state.epoch,
+            state=state,
+            args=args,
+            **env,
+        )
+        if reason:
+            control.should_training_stop = True
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.session.start(Path(args.output_dir) / "hotcb", rank=args.process_index)
+        self._apply(args, state, control, "train_begin", **kwargs)
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._apply(args, state, control, "after_backward", **kwargs)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._apply(args, state, control, "train_step_end", **kwargs)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._apply(args, state, control, "val_end", **kwargs)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._apply(args, state, control, "train_end", **kwargs)
+        self.session.close()
