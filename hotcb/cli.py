@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ import click
 
 from hotcb.ledger import LedgerEntry, read_ledger
 from hotcb.ops import CommandError, Op, parse_assignments
-from hotcb.rundir import RunDir
+from hotcb.rundir import LAUNCH_FILE, RunDir
 from hotcb.runs import RunNotFound, live_runs, recent_runs, resolve_run_dir
 from hotcb.state import is_live, read_state
 from hotcb.stream import CommandStream
@@ -75,14 +76,37 @@ def _fail(message: str) -> NoReturn:
 
 
 class _Ctx:
-    def __init__(self, run_dir: str | None) -> None:
+    def __init__(self, run_dir: str | None, sweep: str | None = None) -> None:
         self.explicit = run_dir
+        self.sweep = sweep
+
+    def sweep_dir(self) -> Path | None:
+        """The sweep to act on: ``--sweep DIR`` (``latest``: this user's latest sweep)."""
+        if self.sweep is None:
+            return None
+        from hotcb.sweep import SWEEP_MARKER, latest_sweep
+
+        if self.sweep == "latest":
+            found = latest_sweep()
+            if found is None:
+                _fail("no sweep found: the latest hotcb run was not a Hydra multirun job")
+            return found
+        path = Path(self.sweep).expanduser().resolve()
+        if not path.is_dir():
+            _fail(f"sweep dir {path} does not exist")
+        if not (path / SWEEP_MARKER).is_file():
+            _fail(f"{path} is not a Hydra sweep dir (no {SWEEP_MARKER}); give the multirun dir")
+        return path
 
     def run_dir(self, *, read_only: bool) -> RunDir:
         try:
             path = resolve_run_dir(self.explicit, read_only=read_only)
         except RunNotFound as exc:
-            _fail(str(exc))
+            from hotcb.sweep import latest_sweep
+
+            sweep = latest_sweep() if len(live_runs()) > 1 else None
+            hint = f"; they are jobs of one sweep: use --sweep {sweep}" if sweep else ""
+            _fail(f"{exc}{hint}")
         if not path.is_dir():
             _fail(f"run dir {path} does not exist")
         return RunDir(path)
@@ -99,9 +123,15 @@ pass_ctx = click.make_pass_decorator(_Ctx)
     help="The run directory. Default: $HOTCB_RUN_DIR, else the single live run of this user "
     "(read-only commands fall back to the most recent run).",
 )
+@click.option(
+    "--sweep",
+    metavar="SWEEP_DIR",
+    help="A Hydra multirun dir (or 'latest'): `cb` commands go to every live job of the "
+    "sweep; `status` lists its jobs.",
+)
 @click.version_option(package_name="hotcb", prog_name="hotcb")
 @click.pass_context
-def cli(ctx: click.Context, run_dir: str | None) -> None:
+def cli(ctx: click.Context, run_dir: str | None, sweep: str | None) -> None:
     """Change a live training run: load, tune, disable and unload callbacks while it trains.
 
     \b
@@ -111,8 +141,11 @@ def cli(ctx: click.Context, run_dir: str | None) -> None:
     hotcb status
     hotcb log --follow
     hotcb export-config
+    hotcb --sweep multirun/2026-11-25/12-00-00 cb set heartbeat every=5
     """
-    ctx.obj = _Ctx(run_dir)
+    if run_dir and sweep:
+        _fail("give --dir RUN_DIR or --sweep SWEEP_DIR, not both")
+    ctx.obj = _Ctx(run_dir, sweep)
 
 
 # -- cb: commands that change the run ---------------------------------------------------
@@ -159,6 +192,69 @@ def _queue(rd: RunDir, data: dict[str, Any], as_json: bool, note: str = "") -> N
         return
     live = "" if is_live(read_state(rd.state)) else " (no live run: applied when one starts here)"
     click.echo(f"queued {_describe_op(op)} -> {rd.path}{live}{note}")
+
+
+def _send(
+    ctx: _Ctx,
+    data: dict[str, Any],
+    as_json: bool,
+    *,
+    check_id: str | None = None,
+    force: bool = False,
+) -> None:
+    """Queue one command to the run, or with ``--sweep`` to every live job of the sweep."""
+    sweep = ctx.sweep_dir()
+    if sweep is None:
+        rd = ctx.run_dir(read_only=False)
+        note = ""
+        if check_id is not None:
+            _check_id(rd, check_id, force)
+        elif data["op"] == "load" and data["id"] in (_known_ids(rd) or {}):
+            note = f" (replaces the loaded {data['id']!r})"
+        _queue(rd, data, as_json, note)
+        return
+    _send_to_sweep(sweep, data, as_json, check_id=check_id, force=force)
+
+
+def _send_to_sweep(
+    sweep: Path, data: dict[str, Any], as_json: bool, *, check_id: str | None, force: bool
+) -> None:
+    from hotcb.sweep import sweep_jobs
+
+    try:
+        op = Op.from_dict(data)
+    except CommandError as exc:
+        _fail(str(exc))
+    jobs = sweep_jobs(sweep)
+    if not jobs:
+        _fail(f"sweep {sweep} has no hotcb jobs yet (no {RunDir(sweep).state.name} below it)")
+    report: list[dict[str, Any]] = []
+    for job in jobs:
+        row: dict[str, Any] = {"job": job.name, "run_dir": str(job.run_dir), "live": job.live}
+        known = (job.state.get("callbacks") or {}) if isinstance(job.state, dict) else {}
+        if not job.live:
+            row.update(queued=False, reason="not live")
+        elif check_id is not None and not force and check_id not in known:
+            row.update(queued=False, reason=f"unknown id {check_id!r}")
+        else:
+            try:
+                CommandStream(RunDir(job.run_dir).commands).append(op)
+                row.update(queued=True, reason=None)
+            except OSError as exc:
+                row.update(queued=False, reason=f"cannot append: {exc.strerror or exc}")
+        report.append(row)
+    sent = [r for r in report if r["queued"]]
+    if as_json:
+        click.echo(json.dumps({"queued": op.to_dict(), "sweep_dir": str(sweep), "jobs": report}))
+    else:
+        click.echo(f"sweep {sweep}: {_describe_op(op)}")
+        width = max(len(r["job"]) for r in report)
+        for r in report:
+            outcome = "queued" if r["queued"] else f"skipped ({r['reason']})"
+            click.echo(f"  job {r['job'].ljust(width)}  {outcome}")
+        click.echo(f"sent to {len(sent)} of {len(report)} job(s)")
+    if not sent:
+        _fail(f"no live job of sweep {sweep} took the command")
 
 
 def _describe_op(op: Op) -> str:
@@ -249,7 +345,6 @@ def cb_load(
     """
     if (module_path is None) == (file_path is None):
         _fail("give exactly one of --path MODULE or --file FILE.py")
-    rd = ctx.run_dir(read_only=False)
     if file_path is not None:
         resolved = Path(file_path).expanduser().resolve()
         if not force:
@@ -264,8 +359,6 @@ def cb_load(
                 f"target {module_path}.{symbol} is refused: it could run programs or arbitrary code"
             )
         target = {"kind": "module", "path": module_path, "symbol": symbol}
-    known = _known_ids(rd) or {}
-    note = f" (replaces the loaded {cb_id!r})" if cb_id in known else ""
     data: dict[str, Any] = {"op": "load", "id": cb_id, "target": target}
     if init:
         data["init"] = _assignments(init, "--init")
@@ -273,15 +366,14 @@ def cb_load(
         data["params"] = _assignments(params, "--param")
     if disabled:
         data["enabled"] = False
-    _queue(rd, data, as_json, note)
+    _send(ctx, data, as_json)
 
 
 def _set(ctx: _Ctx, cb_id: str, assignments: tuple[str, ...], force: bool, as_json: bool) -> None:
     if not assignments:
         _fail(f"nothing to set: give name=value pairs, e.g. hotcb cb set {cb_id} every=5")
-    rd = ctx.run_dir(read_only=False)
-    _check_id(rd, cb_id, force)
-    _queue(rd, {"op": "set", "id": cb_id, "params": _assignments(assignments, "set")}, as_json)
+    params = _assignments(assignments, "set")
+    _send(ctx, {"op": "set", "id": cb_id, "params": params}, as_json, check_id=cb_id, force=force)
 
 
 @cb.command("set")
@@ -315,9 +407,7 @@ def _simple(op: str, doc: str) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
     @pass_ctx
     def command(ctx: _Ctx, cb_id: str, force: bool, as_json: bool) -> None:
-        rd = ctx.run_dir(read_only=False)
-        _check_id(rd, cb_id, force)
-        _queue(rd, {"op": op, "id": cb_id}, as_json)
+        _send(ctx, {"op": op, "id": cb_id}, as_json, check_id=cb_id, force=force)
 
 
 _simple("enable", "Enable callback ID (also re-enables one that was auto-disabled after an error).")
@@ -346,7 +436,18 @@ def _pending(rd: RunDir, entries: list[LedgerEntry]) -> int:
 )
 @pass_ctx
 def status(ctx: _Ctx, as_json: bool) -> None:
-    """Show the run's callbacks: enabled, target, effective params, last error."""
+    """Show the run's callbacks: enabled, target, effective params, last error.
+
+    For a Hydra sweep (--sweep, or when the latest run was a sweep job): one line per job.
+    """
+    sweep = ctx.sweep_dir()
+    if sweep is None and ctx.explicit is None and not os.environ.get("HOTCB_RUN_DIR"):
+        from hotcb.sweep import latest_sweep
+
+        sweep = latest_sweep()
+    if sweep is not None:
+        _sweep_status(sweep, as_json)
+        return
     rd = ctx.run_dir(read_only=True)
     state = read_state(rd.state)
     if state is None:
@@ -395,6 +496,48 @@ def status(ctx: _Ctx, as_json: bool) -> None:
         click.echo(
             "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
         )
+
+
+def _sweep_status(sweep: Path, as_json: bool) -> None:
+    from hotcb.sweep import sweep_jobs
+
+    jobs = sweep_jobs(sweep)
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        try:
+            launch = json.loads((job.run_dir / LAUNCH_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            launch = {}
+        rows.append(
+            {
+                "job": job.name,
+                "run_dir": str(job.run_dir),
+                "live": job.live,
+                "step": job.state.get("step"),
+                "overrides": list(launch.get("overrides") or []),
+                "callbacks": job.state.get("callbacks") or {},
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"sweep_dir": str(sweep), "jobs": rows}, indent=2))
+        return
+    live = sum(1 for r in rows if r["live"])
+    click.echo(f"sweep {sweep} ({len(rows)} job(s), {live} live)")
+    if not rows:
+        return
+    table = [("JOB", "LIVE", "STEP", "OVERRIDES", "CALLBACKS")]
+    for r in rows:
+        callbacks = ", ".join(
+            cb_id
+            + ("" if rec.get("enabled") else " (off)")
+            + "".join(f" {k}={json.dumps(v)}" for k, v in (rec.get("params") or {}).items())
+            for cb_id, rec in sorted(r["callbacks"].items())
+        )
+        overrides = " ".join(o for o in r["overrides"] if not o.startswith("hotcb"))
+        table.append((r["job"], "yes" if r["live"] else "no", str(r["step"]), overrides, callbacks))
+    widths = [max(len(t[i]) for t in table) for i in range(4)]
+    for t in table:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(t[:4])) + "  " + t[4])
 
 
 def _format_entry(e: LedgerEntry) -> str:

@@ -156,8 +156,10 @@ class HotKernel:
     @classmethod
     def from_config(
         cls, cfg: Any, run_dir: str | os.PathLike[str] | None = None, **kwargs: Any
-    ) -> HotKernel:
-        """Build a kernel from a composed Hydra config (see :mod:`hotcb.hydra`)."""
+    ) -> Any:
+        """Build a kernel from a composed Hydra config (see :mod:`hotcb.hydra`): a
+        ``HotKernel``, or under an initialized ``torch.distributed`` group of several
+        processes a :class:`~hotcb.distributed.DistributedHotKernel`."""
         from hotcb.hydra.hydrate import kernel_from_config
 
         return kernel_from_config(cfg, run_dir=run_dir, **kwargs)
@@ -177,10 +179,30 @@ class HotKernel:
     def _poll(self, env: Env, events: Sequence[str]) -> None:
         now = time.monotonic()
         self._next_poll = now + self.poll_interval
+        self._at(env)
+        event = events[0] if events else None
+        for line in self._read_lines(event):
+            op = self._parse_line(line, event)
+            if op is not None:
+                self._submit(op, "external", env, event, line=line)
+        if self._desired is not None:
+            self._reconcile_desired(env, event)
+        for module in self.modules.values():
+            try:
+                if module.poll(env):
+                    self._changed = True
+            except Exception:
+                log.exception("hotcb: module %r failed during poll", module.name)
+        self._refresh_state(now)
+
+    def _at(self, env: Env) -> None:
+        """Remember the env and where the loop is (for entries made between steps)."""
         self._env = env
         self._step = env.get("step")
         self._epoch = env.get("epoch")
-        event = events[0] if events else None
+
+    def _read_lines(self, event: str | None) -> list[CommandLine]:
+        """New complete command lines (none while the file is not trusted)."""
         lines: list[CommandLine] = []
         if self._trusted(self._commands.path, event):
             try:
@@ -200,16 +222,10 @@ class HotKernel:
                 epoch=self._epoch,
                 event=event,
             )
-        for line in lines:
-            self._apply_line(line, env, event)
-        if self._desired is not None:
-            self._reconcile_desired(env, event)
-        for module in self.modules.values():
-            try:
-                if module.poll(env):
-                    self._changed = True
-            except Exception:
-                log.exception("hotcb: module %r failed during poll", module.name)
+        return lines
+
+    def _refresh_state(self, now: float) -> None:
+        """Rewrite the state file if the set changed, or to report progress."""
         if self._changed or (now >= self._next_state and self._step is not None):
             self._write_state()
             self._next_state = now + self.state_interval
@@ -244,9 +260,10 @@ class HotKernel:
             log.warning("hotcb: %s", verdict.warning)
         return True
 
-    def _apply_line(self, line: CommandLine, env: Env, event: str | None) -> None:
+    def _parse_line(self, line: CommandLine, event: str | None) -> Op | None:
+        """The op on ``line``, or None after recording why the line is not one."""
         try:
-            op = parse_command(line.text)
+            return parse_command(line.text)
         except CommandError as exc:
             error = f"{self._commands.path.name} line {line.lineno}: {exc}"
             log.error("hotcb: ignored a bad command: %s", error)
@@ -264,8 +281,7 @@ class HotKernel:
                 line=line.lineno,
                 offset=line.offset,
             )
-            return
-        self._submit(op, "external", env, event, line=line)
+            return None
 
     def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
         """Apply ``op`` now (between steps), record it, and return its ledger entry.
@@ -283,6 +299,7 @@ class HotKernel:
         *,
         line: CommandLine | None = None,
         sha256: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> LedgerEntry:
         module = self.modules.get(op.module)
         if module is None:
@@ -297,6 +314,7 @@ class HotKernel:
                 result = OpResult("failed", f"{type(exc).__name__}: {exc}")
         payload = {k: v for k, v in op.to_dict().items() if k not in ("module", "op", "id")}
         payload.update(result.details)
+        payload.update(extra or {})
         if result.decision == "failed":
             where = f" ({self._commands.path.name} line {line.lineno})" if line else ""
             log.error("hotcb: %s %s failed%s: %s", op.op, op.id, where, result.error)

@@ -5,6 +5,7 @@
 ``hotcb.applied.jsonl``        the ledger: one line per processed command
 ``hotcb.state.json``           the current callback set (rewritten atomically)
 ``hotcb.sources/<sha256>.py``  captured source of every ``python_file`` load
+``hotcb.launch.json``          under Hydra: how the run was launched
 =============================  ==================================================
 
 Example:
@@ -21,18 +22,23 @@ from pathlib import Path
 
 __all__ = [
     "COMMANDS_FILE",
+    "LAUNCH_FILE",
     "LEDGER_FILE",
     "SOURCES_DIR",
     "STATE_FILE",
     "RunDir",
+    "write_private",
 ]
 
 COMMANDS_FILE = "hotcb.commands.jsonl"
 LEDGER_FILE = "hotcb.applied.jsonl"
 STATE_FILE = "hotcb.state.json"
 SOURCES_DIR = "hotcb.sources"
+#: Written under Hydra: how the run was launched (argv, overrides, config dir, sweep dir).
+LAUNCH_FILE = "hotcb.launch.json"
 
 DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 class RunDir:
@@ -79,3 +85,21 @@ class RunDir:
         except ValueError:
             return False
         return True
+
+
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``, readable by the owner only (0600).
+
+    Written to a temporary file beside it, then renamed: a reader sees the old file or
+    the new one, never a part.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)

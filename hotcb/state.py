@@ -26,10 +26,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 from hotcb.ledger import json_default
+from hotcb.rundir import write_private
 
 __all__ = ["HOSTNAME", "is_live", "read_state", "write_state"]
 
@@ -39,15 +39,8 @@ HOSTNAME = socket.gethostname()
 
 def write_state(path: str | os.PathLike[str], snapshot: dict[str, Any]) -> None:
     """Atomically replace ``path`` with ``snapshot`` as JSON (mode 0600)."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     data = json.dumps(snapshot, indent=2, sort_keys=True, default=json_default).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+    write_private(path, data)
 
 
 def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:

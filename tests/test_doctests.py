@@ -37,6 +37,7 @@ MODULES = [
     "hotcb.modules.cb.callbacks.jsonl_logger",
     "hotcb.requests",
     "hotcb.adapters.session",
+    "hotcb.distributed",
 ]
 
 

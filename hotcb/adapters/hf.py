@@ -15,7 +15,8 @@ the installed transformers has it), ``train_step_end`` (on_step_end), ``val_end`
 ``lr_scheduler``, ``metrics`` (from evaluation), ``log``, ``run_dir``, ``state``,
 ``args``, ``rank``. A stop request (``hotcb.requests``) sets ``control.should_training_stop``.
 
-Only the world process zero runs a kernel. Requires ``pip install 'hotcb[hf]'``;
+Under DDP every process runs a :class:`~hotcb.distributed.DistributedHotKernel` (process
+zero reads commands and writes the ledger; all apply each op at the same step). Requires ``pip install 'hotcb[hf]'``;
 importing :mod:`hotcb` never imports transformers.
 """
 
@@ -79,8 +80,8 @@ class HotHFCallback(TrainerCallback):
             control.should_training_stop = True
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.session.start(Path(args.output_dir) / "hotcb", rank=args.process_index)
+        # every process: under DDP the kernel is a DistributedHotKernel (rank 0 writes)
+        self.session.start(Path(args.output_dir) / "hotcb", rank=args.process_index)
         self._apply(args, state, control, "train_begin", **kwargs)
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

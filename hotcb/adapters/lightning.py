@@ -22,8 +22,9 @@ LightningModule), ``optimizer`` (the first one), ``optimizers``, ``log``, ``logg
 ``rank``, ``trainer``, ``run_dir``. A stop request (``hotcb.requests``) sets
 ``trainer.should_stop``.
 
-Rank-aware: only global rank 0 runs a kernel (reads commands, writes the ledger); see
-docs/scaling-out.md for DDP-consistent live ops.
+Rank-aware: under DDP every rank runs a :class:`~hotcb.distributed.DistributedHotKernel`
+(rank 0 reads commands and writes the ledger; every rank applies each op at the same
+step; see docs/scaling-out.md).
 
 Requires ``pip install 'hotcb[lightning]'``; importing :mod:`hotcb` never imports Lightning.
 """
@@ -98,9 +99,9 @@ class HotCallbackController(Callback):
     # -- hooks ----------------------------------------------------------------------------
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.global_rank == 0:
-            default = Path(trainer.log_dir or trainer.default_root_dir) / "hotcb"
-            self.session.start(default, rank=trainer.global_rank)
+        # every rank: under DDP the kernel is a DistributedHotKernel (rank 0 writes)
+        default = Path(trainer.log_dir or trainer.default_root_dir) / "hotcb"
+        self.session.start(default, rank=trainer.global_rank)
         self._apply(trainer, pl_module, "train_begin")
 
     def on_after_backward(self, trainer: Any, pl_module: Any) -> None:

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hotcb.distributed import DistributedHotKernel
 from hotcb.hydra.hydrate import callback_nodes, kernel_from_config
 from hotcb.kernel import HotKernel
 from hotcb.requests import clear_requests, stop_requested
@@ -47,7 +48,7 @@ class AdapterSession:
         self.callbacks = callback_nodes(callbacks, owner)
         self.kernel_kwargs = kernel_kwargs
         self.sink: Callable[[str], Any] = log or (lambda message: print(message, flush=True))
-        self.kernel: HotKernel | None = None
+        self.kernel: HotKernel | DistributedHotKernel | None = None
         self.env: dict[str, Any] = {}
 
     @property
@@ -61,8 +62,9 @@ class AdapterSession:
             return
         cfg = {"hotcb": {"callbacks": self.callbacks}}
         run_dir = self.run_dir or default_run_dir
-        self.kernel = kernel_from_config(cfg, run_dir=run_dir, **self.kernel_kwargs)
-        self.env = {"log": self.sink, "run_dir": str(self.kernel.run_dir.path), **env}
+        kernel = kernel_from_config(cfg, run_dir=run_dir, **self.kernel_kwargs)
+        self.kernel = kernel
+        self.env = {"log": self.sink, "run_dir": str(kernel.run_dir.path), **env}
 
     def apply(self, event: str, **env: Any) -> str | None:
         """Update the env, dispatch ``event``; return a stop request's reason, if any."""

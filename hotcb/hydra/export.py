@@ -28,8 +28,7 @@ from typing import Any
 import yaml
 
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
-from hotcb.hydra.hydrate import LAUNCH_FILE
-from hotcb.rundir import RunDir
+from hotcb.rundir import LAUNCH_FILE, RunDir
 from hotcb.state import read_state
 
 __all__ = ["ExportError", "ExportResult", "export_config"]

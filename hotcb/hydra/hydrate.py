@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from hotcb.ops import CallbackTarget, CommandError, Op, check_id
+from hotcb.rundir import LAUNCH_FILE
 
 if TYPE_CHECKING:
+    from hotcb.distributed import DistributedHotKernel
     from hotcb.kernel import HotKernel
 
 __all__ = [
@@ -57,11 +59,9 @@ log = logging.getLogger("hotcb")
 #: Reserved node key: ``_enabled_: false`` keeps a callback loaded but disabled.
 ENABLED_KEY = "_enabled_"
 #: Keys of the ``hotcb`` node that configure the kernel.
-KERNEL_KEYS = ("poll_interval", "auto_disable_on_error", "fsync", "state_interval")
+KERNEL_KEYS = ("poll_interval", "auto_disable_on_error", "fsync", "state_interval", "sync_every")
 #: Hydra's instantiate keys that make no sense for a hot callback.
 _UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")
-#: Written next to the ledger: how this run was launched, for ``hotcb export-config``.
-LAUNCH_FILE = "hotcb.launch.json"
 
 
 class HydrationError(ValueError):
@@ -207,13 +207,16 @@ def _record_launch(run_dir: Path) -> None:
         return
     hc = HydraConfig.get()
     main = next((s for s in hc.runtime.config_sources if s.provider == "main"), None)
-    data = {
+    data: dict[str, Any] = {
         "argv": list(sys.argv),
         "cwd": str(hc.runtime.cwd),
         "config_name": hc.job.config_name,
         "config_dir": str(main.path) if main is not None else None,
         "overrides": list(hc.overrides.task),
     }
+    if str(hc.mode) == "RunMode.MULTIRUN":  # a sweep job: the sweep dir holds its siblings
+        data["sweep_dir"] = str(Path(hc.runtime.cwd) / hc.sweep.dir)
+        data["job_num"] = hc.job.num
     try:
         fd = os.open(run_dir / LAUNCH_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -228,8 +231,12 @@ def kernel_from_config(
     *,
     strict: bool = True,
     **kernel_kwargs: Any,
-) -> HotKernel:
+) -> HotKernel | DistributedHotKernel:
     """Build a :class:`~hotcb.kernel.HotKernel` and load the configured callbacks.
+
+    Under an initialized ``torch.distributed`` group of more than one process it builds a
+    :class:`~hotcb.distributed.DistributedHotKernel` instead (``hotcb.sync_every``,
+    default 10), on every rank; only rank 0 writes the run dir.
 
     Each callback is applied at step 0 and recorded in the ledger with
     ``source: config``. With ``strict`` (default) a callback that fails to load raises
@@ -237,6 +244,7 @@ def kernel_from_config(
     otherwise it is logged and the run goes on without it. A resumed run (an existing
     ledger in ``run_dir``) keeps the state it rebuilt from the ledger instead.
     """
+    from hotcb.distributed import DistributedHotKernel, distributed_world
     from hotcb.kernel import HotKernel
 
     node = _node(cfg)
@@ -244,8 +252,15 @@ def kernel_from_config(
     settings = {k: node[k] for k in KERNEL_KEYS if node.get(k) is not None}
     settings.update(kernel_kwargs)
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
-    kernel = HotKernel(run_dir=directory, **settings)
-    _record_launch(kernel.run_dir.path)
+    world = distributed_world()
+    kernel: HotKernel | DistributedHotKernel
+    if world is not None and world[1] > 1:
+        kernel = DistributedHotKernel(run_dir=directory, **settings)
+    else:
+        settings.pop("sync_every", None)  # one process: nothing to sync
+        kernel = HotKernel(run_dir=directory, **settings)
+    if getattr(kernel, "rank", 0) == 0:
+        _record_launch(kernel.run_dir.path)
     if kernel.resumed:
         log.info(
             "hotcb: resumed %s from its ledger; the config's callbacks were not re-applied",
@@ -257,6 +272,8 @@ def kernel_from_config(
         entry = kernel.submit(op, source="config", env={"step": 0})
         if entry.decision == "failed":
             failures.append(f"hotcb.callbacks.{op.id}: {entry.error}")
+    if isinstance(kernel, DistributedHotKernel):
+        failures = kernel.agree(failures)  # every rank raises, or none does
     if failures and strict:
         kernel.close()
         raise HydrationError("; ".join(failures))

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hotcb.modules.cb.loader import LoadError, instantiate, resolve
-from hotcb.modules.cb.protocol import Env, HotCallback
+from hotcb.modules.cb.protocol import RANK_ZERO_ONLY_KEY, Env, HotCallback, is_rank_zero_only
 from hotcb.ops import CallbackTarget, Op
 
 if TYPE_CHECKING:
@@ -80,6 +80,12 @@ class _Slot:
     error: str | None = None
     sha256: str | None = None
     signature: tuple[int, int] | None = None
+    #: ``_rank_zero_only_`` as set in init / a hot set (None: the class attribute decides)
+    rank_zero_override: bool | None = None
+
+    @property
+    def rank_zero_only(self) -> bool:
+        return is_rank_zero_only(self.instance, self.rank_zero_override)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,9 @@ class HotController:
         auto_disable_on_error: disable a callback whose ``handle`` raises (default True);
             when False the error is logged and the callback keeps being called.
         sources_dir: where ``python_file`` sources are captured (the kernel sets this).
+        rank: this process's rank; on a rank other than 0, callbacks that are rank-zero-only
+            (see :func:`~hotcb.modules.cb.protocol.is_rank_zero_only`) are loaded and kept in
+            step but not dispatched to.
         poll_interval: standalone only: seconds between checks of the files (0 = every
             ``apply``).
     """
@@ -115,8 +124,10 @@ class HotController:
         auto_disable_on_error: bool = True,
         sources_dir: str | os.PathLike[str] | None = None,
         poll_interval: float = 0.05,
+        rank: int = 0,
     ) -> None:
         self.auto_disable_on_error = auto_disable_on_error
+        self.rank = rank
         self.sources_dir = Path(sources_dir) if sources_dir is not None else None
         self._slots: dict[str, _Slot] = {}
         self._dispatch: tuple[tuple[str, Callable[[str, Env], Any]], ...] = ()
@@ -180,7 +191,11 @@ class HotController:
                     self._handle_failed(cb_id, event, env, exc)
 
     def _rebuild(self) -> None:
-        self._dispatch = tuple((s.id, s.instance.handle) for s in self._slots.values() if s.enabled)
+        self._dispatch = tuple(
+            (s.id, s.instance.handle)
+            for s in self._slots.values()
+            if s.enabled and not (self.rank and s.rank_zero_only)
+        )
         if self._changed is not None:
             self._changed()
 
@@ -262,10 +277,12 @@ class HotController:
                 raise LoadError(f"captured source {captured} is missing; cannot replay {op.id!r}")
             source = CallbackTarget("python_file", str(captured), source.symbol)
         resolved = resolve(source, sources_dir=self.sources_dir)
-        instance = instantiate(resolved.factory, op.id, op.init)
-        if op.params:
+        init, rank_zero = _split_reserved(op.init)
+        params, rank_zero_set = _split_reserved(op.params)
+        instance = instantiate(resolved.factory, op.id, init)
+        if params:
             try:
-                instance.set_params(**op.params)
+                instance.set_params(**params)
             except Exception as exc:
                 _close_quietly(instance)
                 return OpResult(
@@ -282,6 +299,7 @@ class HotController:
             instance=instance,
             sha256=resolved.sha256,
             signature=_file_signature(op.target) if source is not op.target else resolved.signature,
+            rank_zero_override=rank_zero_set if rank_zero_set is not None else rank_zero,
         )
         if previous is not None:
             _close_quietly(previous.instance)
@@ -294,8 +312,10 @@ class HotController:
 
     def _op_set(self, op: Op) -> OpResult:
         slot = self._slots[op.id]
+        params, rank_zero = _split_reserved(op.params)
         try:
-            slot.instance.set_params(**op.params)
+            if params:
+                slot.instance.set_params(**params)
         except Exception as exc:
             return OpResult(
                 "failed",
@@ -303,6 +323,8 @@ class HotController:
                 "previous values kept",
             )
         slot.params.update(op.params)
+        if rank_zero is not None:
+            slot.rank_zero_override = rank_zero
         return APPLIED
 
     def _op_enable(self, op: Op) -> OpResult:
@@ -350,15 +372,30 @@ class HotController:
             reloaded |= self._reload(slot, env or {})
         return reloaded
 
+    def changed_sources(self) -> list[str]:
+        """Ids of ``python_file`` callbacks whose file changed on disk since it was loaded
+        (each reported once per change). For owners that reload through ops, e.g. the
+        distributed kernel, which ships the new bytes to every rank."""
+        changed = []
+        for slot in self._slots.values():
+            if slot.signature is None or slot.target.kind != "python_file":
+                continue
+            sig = _file_signature(slot.target)
+            if sig is not None and sig != slot.signature:
+                slot.signature = sig
+                changed.append(slot.id)
+        return changed
+
     def _reload(self, slot: _Slot, env: Env) -> bool:
         previous_sha = slot.sha256
         try:
             resolved = resolve(slot.target, sources_dir=self.sources_dir)
             if resolved.sha256 == previous_sha:
                 return False
-            instance = instantiate(resolved.factory, slot.id, slot.init)
-            if slot.params:
-                instance.set_params(**slot.params)
+            instance = instantiate(resolved.factory, slot.id, _split_reserved(slot.init)[0])
+            params = _split_reserved(slot.params)[0]
+            if params:
+                instance.set_params(**params)
         except Exception as exc:
             error = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
             log.error(
@@ -429,6 +466,20 @@ class HotController:
             "enabled": slot.enabled,
         }
 
+    def load_op(self, cb_id: str) -> Op | None:
+        """The op that loads ``cb_id`` as it is now (target, init, hot params, enabled)."""
+        spec = self.spec(cb_id)
+        if spec is None:
+            return None
+        return Op(
+            op="load",
+            id=cb_id,
+            target=spec["target"],
+            init=spec["init"],
+            params=spec["params"],
+            enabled=spec["enabled"],
+        )
+
     def get(self, cb_id: str) -> HotCallback | None:
         """The live instance for ``cb_id`` (None if not loaded)."""
         slot = self._slots.get(cb_id)
@@ -466,6 +517,17 @@ def _close_quietly(instance: Any) -> None:
         close()
     except Exception:
         log.exception("hotcb: close() of callback %r raised", getattr(instance, "id", instance))
+
+
+def _split_reserved(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    """``kwargs`` without hotcb's reserved key, and that key's value (None if absent)."""
+    if RANK_ZERO_ONLY_KEY not in kwargs:
+        return dict(kwargs), None
+    rest = dict(kwargs)
+    value = rest.pop(RANK_ZERO_ONLY_KEY)
+    if not isinstance(value, bool):
+        raise LoadError(f"{RANK_ZERO_ONLY_KEY} must be true or false, got {value!r}")
+    return rest, value
 
 
 def _kwargs(params: Mapping[str, Any]) -> str:

@@ -42,13 +42,17 @@ from typing import Any
 
 from hotcb.modules.cb.protocol import HotCallback
 from hotcb.ops import CallbackTarget
+from hotcb.rundir import write_private
 from hotcb.trust import check_source_file
 
 __all__ = [
     "LoadError",
     "Resolved",
+    "SourceFile",
+    "capture_source",
     "instantiate",
     "is_blocked_target",
+    "read_source",
     "resolve",
     "sha256_bytes",
 ]
@@ -185,8 +189,28 @@ def _get_symbol(
     return obj
 
 
-def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
-    path = Path(target.path).expanduser()
+@dataclass(frozen=True)
+class SourceFile:
+    """The bytes of a ``python_file`` target, as read (after the trust check)."""
+
+    path: Path
+    data: bytes
+    sha256: str
+    signature: tuple[int, int]
+
+
+def read_source(path: str | os.PathLike[str]) -> SourceFile:
+    """Read a callback source file, refusing one that others can change.
+
+    Raises :class:`LoadError` naming the file and what to do.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "cb.py"
+    >>> _ = f.write_bytes(b"X = 1" + bytes([10]))
+    >>> read_source(f).sha256[:12]
+    '0abae1e0ae72'
+    """
+    path = Path(path).expanduser()
     if not path.is_absolute():
         path = Path.cwd() / path
     refused = check_source_file(path)
@@ -201,23 +225,27 @@ def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
         raise LoadError(f"{path} is a directory, not a .py file") from None
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror}") from None
-    sha = sha256_bytes(data)
+    return SourceFile(path, data, sha256_bytes(data), (st.st_mtime_ns, st.st_size))
+
+
+def capture_source(sources_dir: Path, data: bytes, sha256: str | None = None) -> Path:
+    """Store ``data`` as ``<sources_dir>/<sha256>.py`` (owner-only, written atomically)."""
+    sha = sha256 or sha256_bytes(data)
+    captured = sources_dir / f"{sha}.py"
+    if not captured.exists():
+        write_private(captured, data)
+    return captured
+
+
+def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
+    source = read_source(target.path)
+    path, data, sha, sig = source.path, source.data, source.sha256, source.signature
     if _SHA_NAME.match(path.stem) and path.stem != sha:
         raise LoadError(
             f"{path} is a captured source named by its sha256, but its content hashes to "
             f"{sha[:12]}...: the file was modified after capture; refusing to load it"
         )
-    captured: Path | None = None
-    if sources_dir is not None:
-        captured = sources_dir / f"{sha}.py"
-        if not captured.exists():
-            tmp = captured.with_name(f".{sha}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, captured)
+    captured = capture_source(sources_dir, data, sha) if sources_dir is not None else None
     filename = str(path)
     try:
         code = compile(data, filename, "exec", dont_inherit=True)
@@ -244,9 +272,7 @@ def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
         line = _line_in(exc, filename)
         raise LoadError(f"running {filename}{line} failed: {_describe(exc)}") from None
     factory = _get_symbol(module, target, where=str(path))
-    return Resolved(
-        factory=factory, sha256=sha, captured=captured, signature=(st.st_mtime_ns, st.st_size)
-    )
+    return Resolved(factory=factory, sha256=sha, captured=captured, signature=sig)
 
 
 def _line_in(exc: BaseException, filename: str) -> str:

@@ -25,17 +25,39 @@ records the op as failed and the callback keeps its previous values.
 
 ``handle`` is called on the training thread at every event the loop emits; keep it
 cheap when there is nothing to do (check the step first, allocate nothing).
+
+Under multi-process training a callback that only logs should run on rank 0: give the
+class ``rank_zero_only = True`` (the built-in loggers do), or set the reserved key
+``_rank_zero_only_: true`` in its config node / ``--init`` (it overrides the attribute and
+can be changed live with ``hotcb cb set <id> _rank_zero_only_=false``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Env", "HotCallback"]
+__all__ = ["RANK_ZERO_ONLY_KEY", "Env", "HotCallback", "is_rank_zero_only"]
 
 #: What the training loop passes to every callback: ``step``, ``epoch``, ``loss``,
 #: ``model``, ``optimizer``, ``log`` (a ``print``-like callable) and anything else.
 Env = dict[str, Any]
+
+#: Reserved init / param key: run this callback on rank 0 only (never passed to it).
+RANK_ZERO_ONLY_KEY = "_rank_zero_only_"
+
+
+def is_rank_zero_only(instance: Any, override: bool | None = None) -> bool:
+    """Whether ``instance`` runs on rank 0 only: ``override`` if given, else its
+    ``rank_zero_only`` attribute (default False).
+
+    >>> class Logger:
+    ...     rank_zero_only = True
+    >>> is_rank_zero_only(Logger()), is_rank_zero_only(Logger(), override=False)
+    (True, False)
+    """
+    if override is not None:
+        return bool(override)
+    return bool(getattr(instance, "rank_zero_only", False))
 
 
 @runtime_checkable

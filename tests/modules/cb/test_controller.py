@@ -113,3 +113,58 @@ def test_in_memory_controller_needs_no_files(tmp_path: Path, log_lines: Any) -> 
     assert log_lines.lines == ["[hb] train_step_end step=3"]
     assert list(tmp_path.iterdir()) == []
     ctl.close()
+
+
+HEARTBEAT_TARGET = CallbackTarget(
+    "module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback"
+)
+LR_MONITOR_TARGET = CallbackTarget(
+    "module", "hotcb.modules.cb.callbacks.lr_monitor", "LrMonitorCallback"
+)
+
+
+def test_rank_zero_only_callbacks_are_loaded_but_not_run_on_other_ranks(log_lines: Any) -> None:
+    from hotcb.ops import Op
+
+    rank1 = HotController(rank=1)
+    rank1.apply_op(Op(op="load", id="hb", target=HEARTBEAT_TARGET, init={"every": 1}))
+    rank1.apply_op(Op(op="load", id="lr", target=LR_MONITOR_TARGET, init={"every": 1}))
+    rank1.apply_op(
+        Op(
+            op="load",
+            id="hb0",
+            target=HEARTBEAT_TARGET,
+            init={"every": 1, "_rank_zero_only_": True},
+        )
+    )
+    env = {"step": 1, "log": log_lines, "optimizer": None}
+    rank1.dispatch(env, ["train_step_end"])
+    # lr_monitor is rank_zero_only by class attribute, hb0 by the reserved init key
+    assert log_lines.lines == ["[hb] train_step_end step=1"]
+    assert set(rank1.status()) == {"hb", "lr", "hb0"}  # the state stays identical
+    assert rank1.status()["hb0"]["params"] == {"every": 1, "_rank_zero_only_": True}
+
+    # the key is hot: turn it off and hb0 runs on rank 1 too; a bad value fails that op only
+    assert rank1.apply_op(Op(op="set", id="hb0", params={"_rank_zero_only_": False})).decision == (
+        "applied"
+    )
+    bad = rank1.apply_op(Op(op="set", id="hb0", params={"_rank_zero_only_": "yes"}))
+    assert bad.decision == "failed" and "_rank_zero_only_ must be true or false" in (
+        bad.error or ""
+    )
+    log_lines.lines.clear()
+    rank1.dispatch({**env, "step": 2}, ["train_step_end"])
+    assert log_lines.lines == ["[hb] train_step_end step=2", "[hb0] train_step_end step=2"]
+
+    rank0 = HotController(rank=0)
+    rank0.apply_op(
+        Op(
+            op="load",
+            id="hb0",
+            target=HEARTBEAT_TARGET,
+            init={"every": 1, "_rank_zero_only_": True},
+        )
+    )
+    log_lines.lines.clear()
+    rank0.dispatch(env, ["train_step_end"])
+    assert log_lines.lines == ["[hb0] train_step_end step=1"]

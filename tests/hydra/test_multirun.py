@@ -1,0 +1,179 @@
+"""Hydra multirun: each job its own run; `hotcb --sweep` reaches every live job.
+
+Real `python examples/train.py -m ...` processes with the basic, joblib and submitit_local
+launchers, real `hotcb` processes beside them, and the SLURM launcher's composed config.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotcb.ledger import read_ledger
+
+pytestmark = pytest.mark.subprocess
+
+REPO = Path(__file__).resolve().parents[2]
+HOTCB = shutil.which("hotcb")
+
+
+def sweep(tmp_path: Path, *overrides: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "examples" / "train.py"),
+            "-m",
+            "hotcb/callbacks=[timing,heartbeat]",
+            "lr=0.1,0.01",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *overrides,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def hotcb(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    assert HOTCB
+    result = subprocess.run([HOTCB, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert (result.returncode == 0) == ok, result.stdout + result.stderr
+    return result
+
+
+def finish(proc: subprocess.Popen[str]) -> str:
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def states(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        p.parent.name: json.loads(p.read_text())
+        for p in sorted(sweep_dir.glob("*/hotcb.state.json"))
+    }
+
+
+@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+def test_joblib_sweep_takes_a_live_command_in_every_job(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc = sweep(tmp_path, "hydra/launcher=joblib", "steps=2500", "step_sleep=0.004")
+    sweep_dir = tmp_path / "sweep"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        live = states(sweep_dir)
+        if len(live) == 2 and all((s.get("step") or 0) >= 50 for s in live.values()):
+            break
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the two jobs never both started")
+
+    # no --dir: two live runs of one sweep; the CLI says how to reach them
+    refused = hotcb("cb", "set", "heartbeat", "every=7", cwd=tmp_path, ok=False)
+    assert f"use --sweep {sweep_dir}" in refused.stderr
+    listing = json.loads(hotcb("status", "--json", cwd=tmp_path).stdout)
+    assert listing["sweep_dir"] == str(sweep_dir)
+    assert [(j["job"], j["live"]) for j in listing["jobs"]] == [("0", True), ("1", True)]
+    assert [o for o in listing["jobs"][1]["overrides"] if o.startswith("lr=")] == ["lr=0.01"]
+
+    sent = json.loads(
+        hotcb(
+            "--sweep", str(sweep_dir), "cb", "set", "heartbeat", "every=7", "--json", cwd=tmp_path
+        ).stdout
+    )
+    assert [(j["job"], j["queued"]) for j in sent["jobs"]] == [("0", True), ("1", True)]
+    finish(proc)
+
+    # each job: its own ledger, the command applied once, its own final state
+    for job in ("0", "1"):
+        run = sweep_dir / job
+        entries = read_ledger(run / "hotcb.applied.jsonl").entries
+        assert [(e.op, e.id, e.decision) for e in entries if e.source == "external"] == [
+            ("set", "heartbeat", "applied")
+        ]
+        state = json.loads((run / "hotcb.state.json").read_text())
+        assert state["closed"] and state["step"] == 2500
+        assert state["callbacks"]["heartbeat"]["params"] == {"every": 7}
+        # export-config works per job
+        deltas = hotcb("--dir", str(run), "export-config", "--format", "overrides", cwd=tmp_path)
+        assert deltas.stdout.strip() == "hotcb.callbacks.heartbeat.every=7"
+    launches = [json.loads((sweep_dir / j / "hotcb.launch.json").read_text()) for j in "01"]
+    assert [la["job_num"] for la in launches] == [0, 1]
+
+
+@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+def test_basic_launcher_jobs_run_one_after_another_each_with_its_own_ledger(
+    tmp_path: Path,
+) -> None:
+    finish(sweep(tmp_path, "steps=40"))
+    sweep_dir = tmp_path / "sweep"
+    final = states(sweep_dir)
+    assert sorted(final) == ["0", "1"]
+    assert all(s["closed"] and s["step"] == 40 for s in final.values())
+    for job in ("0", "1"):
+        entries = read_ledger(sweep_dir / job / "hotcb.applied.jsonl").entries
+        assert [(e.op, e.id, e.source) for e in entries] == [
+            ("load", "timing", "config"),
+            ("load", "heartbeat", "config"),
+        ]
+    # the latest run was a sweep job: status lists the sweep
+    table = hotcb("status", cwd=tmp_path).stdout
+    assert table.splitlines()[0] == f"sweep {sweep_dir} (2 job(s), 0 live)"
+    assert "lr=0.1" in table and "lr=0.01" in table
+    # a command for a sweep that has ended reaches no one: exit 1, one line, per-job report
+    late = hotcb("--sweep", "latest", "cb", "set", "heartbeat", "every=5", cwd=tmp_path, ok=False)
+    assert "skipped (not live)" in late.stdout
+    assert late.stderr.strip() == f"hotcb: error: no live job of sweep {sweep_dir} took the command"
+
+
+@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+def test_submitit_local_launcher_gives_the_same_layout(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    finish(sweep(tmp_path, "hydra/launcher=submitit_local", "steps=30"))
+    sweep_dir = tmp_path / "sweep"
+    assert (sweep_dir / "multirun.yaml").is_file() and (sweep_dir / ".submitit").is_dir()
+    listing = json.loads(hotcb("--sweep", str(sweep_dir), "status", "--json", cwd=tmp_path).stdout)
+    assert [(j["job"], j["step"], j["live"]) for j in listing["jobs"]] == [
+        ("0", 30, False),
+        ("1", 30, False),
+    ]
+    for job in ("0", "1"):
+        assert (sweep_dir / job / ".hydra" / "config.yaml").is_file()
+        assert (sweep_dir / job / "hotcb.applied.jsonl").is_file()
+
+
+def test_the_slurm_launcher_config_composes() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "hydra/launcher=slurm",
+                "hydra.launcher.partition=gpu",
+                "hydra.sweep.dir=/scratch/sweeps/s1",
+                "hotcb/callbacks=[timing,heartbeat]",
+            ],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert get_class(launcher._target_).__name__ == "SlurmLauncher"
+    assert launcher.partition == "gpu" and launcher.gpus_per_node == 1
+    assert launcher.timeout_min == 240 and launcher.array_parallelism == 16
+    folder = OmegaConf.to_container(cfg.hydra, resolve=False)["launcher"]["submitit_folder"]  # type: ignore[index]
+    assert folder == "${hydra.sweep.dir}/.submitit/%j"
+    assert sorted(cfg.hotcb.callbacks) == ["heartbeat", "timing"]

@@ -1,0 +1,82 @@
+"""DistributedHotKernel in one process (gloo, world size 1): same files, same behaviour as
+HotKernel, plus the world in the state; kernel_from_config picks it only for a real group.
+The two-rank behaviour is tested under torchrun in tests/distributed/."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+dist = pytest.importorskip("torch.distributed")
+
+from hotcb.distributed import DistributedHotKernel, distributed_world  # noqa: E402
+from hotcb.hydra.hydrate import kernel_from_config, ops_from_config  # noqa: E402
+from hotcb.kernel import HotKernel  # noqa: E402
+from hotcb.stream import CommandStream  # noqa: E402
+
+HEARTBEAT = {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 4}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def group() -> Iterator[None]:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
+    )
+    yield
+    dist.destroy_process_group()
+
+
+def test_no_group_means_no_world() -> None:
+    assert distributed_world() is None
+
+
+def test_commands_wait_for_the_next_sync_point(tmp_path: Path, group: None, log_lines: Any) -> None:
+    kernel = DistributedHotKernel(run_dir=tmp_path, sync_every=5, register=False)
+    (op,) = ops_from_config({"hotcb": {"callbacks": {"hb": HEARTBEAT}}})
+    assert kernel.submit(op).decision == "applied"
+    env: dict[str, Any] = {"log": log_lines}
+    for step in range(1, 21):
+        env["step"] = step
+        if step == 6:
+            CommandStream(tmp_path / "hotcb.commands.jsonl").append(
+                {"op": "set", "id": "hb", "params": {"every": 3}}
+            )
+        kernel.apply(env, ["train_step_end"])
+    kernel.close()
+    # written at step 6, applied at the sync point of step 10, not before
+    assert log_lines.matching("[hb]") == [
+        "[hb] train_step_end step=4",
+        "[hb] train_step_end step=8",
+        "[hb] train_step_end step=12",
+        "[hb] train_step_end step=15",
+        "[hb] train_step_end step=18",
+    ]
+    state = json.loads((tmp_path / "hotcb.state.json").read_text())
+    assert state["world_size"] == 1 and state["sync_every"] == 5
+
+
+def test_kernel_from_config_uses_a_plain_kernel_for_one_process(
+    tmp_path: Path, group: None
+) -> None:
+    cfg = {"hotcb": {"callbacks": {"hb": HEARTBEAT}, "sync_every": 2}}
+    kernel = kernel_from_config(cfg, run_dir=tmp_path, register=False)
+    try:
+        assert isinstance(kernel, HotKernel)  # world size 1: nothing to sync
+    finally:
+        kernel.close()
+
+
+def test_sync_every_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sync_every must be a positive"):
+        DistributedHotKernel(run_dir=tmp_path, sync_every=0)
