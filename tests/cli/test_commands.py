@@ -258,3 +258,52 @@ def test_cli_never_imports_torch(run: HotKernel) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--dir", "{run}", "--sweep", "{run}", "status"], "not both"),
+        (["--sweep", "{run}", "cb", "disable", "heartbeat"], "is not a Hydra sweep dir"),
+        (["--sweep", "{run}/nope", "status"], "does not exist"),
+        (["--sweep", "latest", "status"], "no sweep found"),
+    ],
+)
+def test_sweep_user_errors_exit_1_with_one_line(
+    run: HotKernel, args: list[str], fragment: str
+) -> None:
+    argv = [a.format(run=run.run_dir.path) for a in args]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_sweep_sends_to_live_jobs_that_know_the_id(run: HotKernel, tmp_path: Path) -> None:
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    shutil.copytree(run.run_dir.path, sweep / "0")  # live: the same pid, not closed
+    ended = shutil.copytree(run.run_dir.path, sweep / "1")
+    state = json.loads((ended / "hotcb.state.json").read_text())
+    (ended / "hotcb.state.json").write_text(json.dumps({**state, "closed": True}))
+    other = shutil.copytree(run.run_dir.path, sweep / "10")
+    state = json.loads((other / "hotcb.state.json").read_text())
+    (other / "hotcb.state.json").write_text(json.dumps({**state, "callbacks": {}}))
+
+    out = json.loads(
+        invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3", "--json").output
+    )
+    assert [(j["job"], j["queued"], j["reason"]) for j in out["jobs"]] == [
+        ("0", True, None),
+        ("1", False, "not live"),
+        ("10", False, "unknown id 'heartbeat'"),
+    ]
+    line = json.loads((sweep / "0" / "hotcb.commands.jsonl").read_text().splitlines()[-1])
+    assert line["op"] == "set" and line["params"] == {"every": 3}
+    assert (
+        not (sweep / "10" / "hotcb.commands.jsonl").exists()
+        or "every" not in (sweep / "10" / "hotcb.commands.jsonl").read_text()
+    )
