@@ -1,0 +1,87 @@
+"""Lightning with strategy="ddp" on 2 CPU processes: the controller runs a
+DistributedHotKernel on every rank, and a live `hotcb` command lands on both at one step."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lightning.pytorch")
+
+pytestmark = pytest.mark.subprocess
+
+HOTCB = shutil.which("hotcb")
+
+SCRIPT = """
+import subprocess, sys, torch, lightning.pytorch as L
+from hotcb.adapters.lightning import HotCallbackController
+
+HOTCB, RUN_DIR = sys.argv[1], sys.argv[2]
+
+class M(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+    def training_step(self, batch, i):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+class CliAtStep(L.Callback):
+    def on_train_batch_start(self, trainer, *rest):
+        if trainer.global_step == 32 and trainer.global_rank == 0:
+            subprocess.run([HOTCB, "--dir", RUN_DIR, "cb", "set", "heartbeat", "every=10"], check=True)
+
+def say(message):
+    sys.stdout.write(f"[rank {torch.distributed.get_rank()}] {message}\\n")
+    sys.stdout.flush()
+
+x = torch.randn(2048, 4, generator=torch.Generator().manual_seed(0))
+data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8)
+hot = HotCallbackController(run_dir=RUN_DIR, sync_every=5, log=say, callbacks={
+    "heartbeat": {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 25}})
+trainer = L.Trainer(max_steps=100, accelerator="cpu", devices=2, strategy="ddp",
+                    callbacks=[hot, CliAtStep()], enable_progress_bar=False,
+                    enable_checkpointing=False, logger=False, enable_model_summary=False)
+trainer.fit(M(), data)
+"""
+
+
+@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+def test_ddp_fit_applies_a_live_change_on_both_ranks_at_one_step(tmp_path: Path) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    run_dir = tmp_path / "hot"
+    assert HOTCB
+    proc = subprocess.run(
+        [sys.executable, str(script), HOTCB, str(run_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    beats = {
+        r: [int(s) for s in re.findall(rf"\[rank {r}\] \[heartbeat\] \S+ step=(\d+)", out)]
+        for r in (0, 1)
+    }
+    applied = {
+        r: re.findall(rf"\[rank {r}\] \[hotcb\] rank {r}/2 step (\d+): set heartbeat applied", out)
+        for r in (0, 1)
+    }
+    # sent during step 33, applied at a sync point within 2 * sync_every steps, on both ranks
+    assert applied[0] == applied[1] and len(applied[0]) == 1, out[-3000:]
+    at = int(applied[0][0])
+    assert 33 <= at <= 45 and at % 5 == 0
+    first = -(-at // 10) * 10  # the first multiple of 10 from the applied step on
+    assert beats[0] == beats[1] == [25, *range(first, 101, 10)]
+    state = json.loads((run_dir / "hotcb.state.json").read_text())
+    assert state["world_size"] == 2 and state["closed"] and state["step"] == 100
