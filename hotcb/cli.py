@@ -471,7 +471,8 @@ def status(ctx: _Ctx, as_json: bool) -> None:
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     where = f"live, pid {state.get('pid')}" if live else "not live"
-    click.echo(f"run {rd.path} ({where}, step {state.get('step')})")
+    world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
+    click.echo(f"run {rd.path} ({where}, step {state.get('step')}{world})")
     pending = _pending(rd, read.entries)
     if pending:
         click.echo(f"{pending} command(s) queued, not applied yet")

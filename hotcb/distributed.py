@@ -456,6 +456,8 @@ class DistributedHotKernel:
             spec = self.controller.spec(cb_id)
             if spec is not None and spec["enabled"]:
                 self.controller.apply_op(Op(op="disable", id=cb_id), env)
+                if report.get("error"):
+                    self.controller.note_error(cb_id, f"rank {rank}: {report['error']}")
         if self._leader is None or report.get("propagate_only"):
             return
         error = report.get("error")

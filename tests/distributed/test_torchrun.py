@@ -169,6 +169,13 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(tmp_path: Path) -> None:
     state = json.loads((run_dir / "hotcb.state.json").read_text())
     assert state["world_size"] == 2 and state["closed"] and state["step"] == 1200
     assert state["callbacks"]["boom"]["enabled"] is False  # disabled on every rank
+    assert state["callbacks"]["boom"]["error"].startswith("rank 1: RuntimeError: only rank 1")
+    assert (
+        "world size 2"
+        in subprocess.run(
+            [HOTCB, "--dir", str(run_dir), "status"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[0]
+    )
     assert state["callbacks"]["heartbeat"]["params"] == {"every": 30}
 
     # a restart in the same dir: both ranks rebuild the same set (boom from captured bytes)

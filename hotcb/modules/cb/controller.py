@@ -466,6 +466,14 @@ class HotController:
             "enabled": slot.enabled,
         }
 
+    def note_error(self, cb_id: str, error: str) -> None:
+        """Record ``error`` as ``cb_id``'s last failure (e.g. one reported by another rank)."""
+        slot = self._slots.get(cb_id)
+        if slot is not None:
+            slot.error = error
+            if self._changed is not None:
+                self._changed()
+
     def load_op(self, cb_id: str) -> Op | None:
         """The op that loads ``cb_id`` as it is now (target, init, hot params, enabled)."""
         spec = self.spec(cb_id)
