@@ -9,6 +9,9 @@ Two measurements, each the best of ``--repeats`` runs:
 2. **training ratio**: a real tiny torch training step (Linear 64->64, SGD) with and
    without hotcb, reported as a ratio.
 
+The script also times a no-op Python function call, and gives the idle overhead in those
+units too, so numbers from machines of different speed can be compared.
+
 Run: ``python benchmarks/step_overhead.py`` (``--json`` for a machine-readable line).
 """
 
@@ -85,6 +88,19 @@ def torch_loop(steps: int, kernel: HotKernel | None) -> float:
     return time.perf_counter() - t0
 
 
+def _noop(event: str, env: dict[str, Any]) -> None:
+    pass
+
+
+def noop_call_loop(steps: int, kernel: HotKernel | None = None) -> float:
+    """Seconds for ``steps`` calls of a no-op function: this machine's Python speed."""
+    call, events, env = _noop, "train_step_end", {}
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        call(events, env)
+    return time.perf_counter() - t0
+
+
 def best(fn: Any, steps: int, kernel: HotKernel | None, repeats: int) -> float:
     return min(fn(steps, kernel) for _ in range(repeats))
 
@@ -104,6 +120,7 @@ def main() -> None:
         bare = best(idle_loop, args.steps, None, args.repeats)
         hot = best(idle_loop, args.steps, kernel, args.repeats)
         overhead_us = (hot - bare) / args.steps * 1e6
+        call_us = (best(noop_call_loop, args.steps, None, args.repeats) - bare) / args.steps * 1e6
         t_bare = best(torch_loop, args.torch_steps, None, args.repeats)
         t_hot = best(torch_loop, args.torch_steps, kernel, args.repeats)
         kernel.close()
@@ -112,6 +129,8 @@ def main() -> None:
         "idle_overhead_us_per_step": round(overhead_us, 3),
         "idle_bare_us_per_step": round(bare / args.steps * 1e6, 3),
         "idle_hot_us_per_step": round(hot / args.steps * 1e6, 3),
+        "noop_call_us": round(call_us, 4),
+        "idle_overhead_in_noop_calls": round(overhead_us / call_us, 1) if call_us > 0 else None,
         "torch_bare_us_per_step": round(t_bare / args.torch_steps * 1e6, 2),
         "torch_hot_us_per_step": round(t_hot / args.torch_steps * 1e6, 2),
         "torch_ratio": round(t_hot / t_bare, 4),
@@ -124,6 +143,10 @@ def main() -> None:
         f"idle: bare loop {result['idle_bare_us_per_step']} us/step, with hotcb "
         f"{result['idle_hot_us_per_step']} us/step -> overhead {result['idle_overhead_us_per_step']} "
         f"us/step (goal <= 1.5)"
+    )
+    print(
+        f"calibration: a no-op Python call costs {result['noop_call_us']} us here; the idle "
+        f"overhead is {result['idle_overhead_in_noop_calls']} such calls"
     )
     print(
         f"torch Linear(64,64) step: bare {result['torch_bare_us_per_step']} us, with hotcb "

@@ -34,6 +34,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from time import monotonic
 from typing import Any, Protocol
 
 from hotcb.desired import DesiredStateFile
@@ -123,6 +124,7 @@ class HotKernel:
         for module in self.modules.values():
             module.attach(self)
         self._dispatchers = tuple(m.dispatch for m in self.modules.values())
+        self._dispatch = self._dispatchers[0] if len(self._dispatchers) == 1 else None
         self._commands = CommandStream(
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
@@ -169,15 +171,18 @@ class HotKernel:
     def apply(self, env: Env, events: Sequence[str]) -> None:
         """Apply pending commands (at most every ``poll_interval``), then dispatch
         ``events`` to every module. Never raises because of a command or a callback."""
-        if time.monotonic() >= self._next_poll:
+        if monotonic() >= self._next_poll:
             self._poll(env, events)
+        if self._dispatch is not None:  # one module (the usual case): one call
+            self._dispatch(env, events)
+            return
         for dispatch in self._dispatchers:
             dispatch(env, events)
 
     # -- commands -------------------------------------------------------------------
 
     def _poll(self, env: Env, events: Sequence[str]) -> None:
-        now = time.monotonic()
+        now = monotonic()
         self._next_poll = now + self.poll_interval
         self._at(env)
         event = events[0] if events else None

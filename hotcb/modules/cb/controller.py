@@ -130,7 +130,10 @@ class HotController:
         self.rank = rank
         self.sources_dir = Path(sources_dir) if sources_dir is not None else None
         self._slots: dict[str, _Slot] = {}
-        self._dispatch: tuple[tuple[str, Callable[[str, Env], Any]], ...] = ()
+        #: the enabled callbacks' bound ``handle`` methods, in load order (the hot path)
+        self._handles: tuple[Callable[[str, Env], Any], ...] = ()
+        #: which id each of those belongs to (looked up only when one raises)
+        self._handle_ids: dict[Callable[[str, Env], Any], str] = {}
         self._pending_attach: list[str] = []
         self._record: Recorder | None = None
         self._changed: Callable[[], None] | None = None
@@ -183,19 +186,20 @@ class HotController:
         """
         if self._pending_attach:
             self._attach_pending(env)
+        handles = self._handles
         for event in events:
-            for cb_id, handle in self._dispatch:
+            for handle in handles:
                 try:
                     handle(event, env)
                 except Exception as exc:
-                    self._handle_failed(cb_id, event, env, exc)
+                    self._handle_failed(self._handle_ids[handle], event, env, exc)
 
     def _rebuild(self) -> None:
-        self._dispatch = tuple(
-            (s.id, s.instance.handle)
-            for s in self._slots.values()
-            if s.enabled and not (self.rank and s.rank_zero_only)
-        )
+        enabled = [
+            s for s in self._slots.values() if s.enabled and not (self.rank and s.rank_zero_only)
+        ]
+        self._handles = tuple(s.instance.handle for s in enabled)
+        self._handle_ids = dict(zip(self._handles, (s.id for s in enabled), strict=True))
         if self._changed is not None:
             self._changed()
 
@@ -506,7 +510,7 @@ class HotController:
         for slot in self._slots.values():
             _close_quietly(slot.instance)
         self._slots.clear()
-        self._dispatch = ()
+        self._handles, self._handle_ids = (), {}
 
 
 def _file_signature(target: CallbackTarget) -> tuple[int, int] | None:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import deque
 from time import perf_counter
 from typing import Any
 
@@ -39,9 +40,7 @@ class TimingCallback:
         self._reset_window()
 
     def _reset_window(self) -> None:
-        self._buf = [0.0] * self.window
-        self._i = 0
-        self._n = 0
+        self._buf: deque[float] = deque(maxlen=self.window)  # the ring of recent step times
         self._last: float | None = None
 
     def set_params(self, **kwargs: Any) -> None:
@@ -66,18 +65,13 @@ class TimingCallback:
         self._last = now
         if last is None:
             return
-        i = self._i
-        self._buf[i] = now - last
-        i += 1
-        self._i = 0 if i == self.window else i
-        if self._n < self.window:
-            self._n += 1
+        self._buf.append(now - last)
         step = env.get("step", 0)
         if step % self.every == 0:
             self._report(step, env)
 
     def _report(self, step: int, env: dict[str, Any]) -> None:
-        samples = sorted(self._buf[: self._n])
+        samples = sorted(self._buf)
         n = len(samples)
         mean = sum(samples) / n
         p50 = samples[min(n - 1, int(0.50 * n))]
