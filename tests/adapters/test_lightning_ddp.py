@@ -4,13 +4,14 @@ DistributedHotKernel on every rank, and a live `hotcb` command lands on both at 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.ddp_log import applied, beats
 
 pytest.importorskip("lightning.pytorch")
 
@@ -69,19 +70,12 @@ def test_ddp_fit_applies_a_live_change_on_both_ranks_at_one_step(tmp_path: Path)
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     out = proc.stdout
-    beats = {
-        r: [int(s) for s in re.findall(rf"\[rank {r}\] \[heartbeat\] \S+ step=(\d+)", out)]
-        for r in (0, 1)
-    }
-    applied = {
-        r: re.findall(rf"\[rank {r}\] \[hotcb\] rank {r}/2 step (\d+): set heartbeat applied", out)
-        for r in (0, 1)
-    }
+    steps = [applied(out, r, "set heartbeat") for r in (0, 1)]
     # sent during step 33, applied at a sync point within 2 * sync_every steps, on both ranks
-    assert applied[0] == applied[1] and len(applied[0]) == 1, out[-3000:]
-    at = int(applied[0][0])
+    assert steps[0] == steps[1] and len(steps[0]) == 1, out[-3000:]
+    at = steps[0][0]
     assert 33 <= at <= 45 and at % 5 == 0
     first = -(-at // 10) * 10  # the first multiple of 10 from the applied step on
-    assert beats[0] == beats[1] == [25, *range(first, 101, 10)]
+    assert beats(out, 0) == beats(out, 1) == [25, *range(first, 101, 10)]
     state = json.loads((run_dir / "hotcb.state.json").read_text())
     assert state["world_size"] == 2 and state["closed"] and state["step"] == 100

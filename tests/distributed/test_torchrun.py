@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from hotcb.ledger import read_ledger
+from tests.ddp_log import applied, beats
 
 pytestmark = pytest.mark.subprocess
 
@@ -102,19 +103,6 @@ def finish(proc: subprocess.Popen[str]) -> str:
         raise AssertionError("torchrun hung:\n" + out[-4000:]) from None
     assert proc.returncode == 0, out[-4000:]
     return out
-
-
-def beats(out: str, rank: int) -> list[int]:
-    return [int(s) for s in re.findall(rf"\[rank {rank}\] \[heartbeat\] \S+ step=(\d+)", out)]
-
-
-def applied(out: str, rank: int, what: str) -> list[int]:
-    return [
-        int(s)
-        for s in re.findall(
-            rf"\[rank {rank}\] \[hotcb\] rank {rank}/2 step (\d+): {what} applied", out
-        )
-    ]
 
 
 @pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
