@@ -492,10 +492,15 @@ def status(ctx: _Ctx, as_json: bool) -> None:
                 rec.get("error") or "",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    _echo_table(rows)
+
+
+def _echo_table(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows in aligned columns; the last column is free text, not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         click.echo(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+            "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
         )
 
 
@@ -536,9 +541,7 @@ def _sweep_status(sweep: Path, as_json: bool) -> None:
         )
         overrides = " ".join(o for o in r["overrides"] if not o.startswith("hotcb"))
         table.append((r["job"], "yes" if r["live"] else "no", str(r["step"]), overrides, callbacks))
-    widths = [max(len(t[i]) for t in table) for i in range(4)]
-    for t in table:
-        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(t[:4])) + "  " + t[4])
+    _echo_table(table)
 
 
 def _format_entry(e: LedgerEntry) -> str:

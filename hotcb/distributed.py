@@ -102,10 +102,10 @@ class DistributedHotKernel:
     """A hot kernel for every rank of a ``torch.distributed`` job.
 
     Args:
-        run_dir: the run directory (rank 0 writes it; other ranks only read nothing).
-        sync_every: steps between sync points (1 = every step). Commands wait for the next
-            sync point, so the latency is at most ``sync_every`` steps; the cost of a
-            sync point is one small collective.
+        run_dir: the run directory (rank 0 reads and writes it; other ranks never touch it).
+        sync_every: steps between sync points (1 = every step). A command rank 0 reads at
+            one sync point is applied at the next, so it lands within ``2 * sync_every``
+            steps; an idle sync point costs one small background all_reduce.
         group: the process group (default: the world).
         **kernel_kwargs: for rank 0's :class:`~hotcb.kernel.HotKernel` (``fsync``,
             ``register``, ``resume``, ``auto_disable_on_error``, ...). ``poll_interval``
@@ -151,7 +151,6 @@ class DistributedHotKernel:
             self.modules = self._leader.modules
             self.controller: HotController = self.modules["cb"].controller  # type: ignore[attr-defined]
             self.controller.bind(self._leader_record, self._leader.mark_changed)
-            self._dispatch = self.controller.dispatch
             self._leader._write_state()
         else:
             self._leader = None
@@ -161,7 +160,7 @@ class DistributedHotKernel:
             )
             self.controller.bind(self._follower_record, None)
             self.modules = {"cb": CallbackModule(self.controller)}
-            self._dispatch = self.controller.dispatch
+        self._dispatch = self.controller.dispatch
         #: True if rank 0 rebuilt the state from an existing ledger (every rank agrees).
         self.resumed = False
         if self.world_size > 1:
@@ -402,6 +401,7 @@ class DistributedHotKernel:
         return self._leader.recorder("cb")(env=env, **fields)
 
     def _follower_record(self, *, env: Env | None = None, **fields: Any) -> None:
+        """A change or failure on this rank, kept for rank 0's ledger (next sync point)."""
         env = env or {}
         self._reports.append(
             {
@@ -429,17 +429,8 @@ class DistributedHotKernel:
         as_op: str | None = None,
     ) -> None:
         log.error("hotcb: rank %d: %s %s failed: %s", self.rank, op.op, op.id, error)
-        self._reports.append(
-            {
-                "op": as_op or op.op,
-                "id": op.id,
-                "source": source,
-                "decision": "failed",
-                "error": error,
-                "payload": {},
-                "step": env.get("step"),
-                "epoch": env.get("epoch"),
-            }
+        self._follower_record(
+            env=env, op=as_op or op.op, id=op.id, source=source, decision="failed", error=error
         )
 
     def _on_report(self, rank: int, report: Mapping[str, Any], env: Env, event: str | None) -> None:

@@ -14,3 +14,10 @@ def applied(out: str, rank: int, what: str, world_size: int = 2) -> list[int]:
     """The steps at which ``rank`` reported applying ``what`` (e.g. "set heartbeat")."""
     pattern = rf"\[rank {rank}\] \[hotcb\] rank {rank}/{world_size} step (\d+): {what} applied"
     return [int(s) for s in re.findall(pattern, out)]
+
+
+def applied_once_on_both(out: str, what: str) -> int:
+    """The one step at which both ranks of a 2-rank job applied ``what``; fails otherwise."""
+    steps = [applied(out, rank, what) for rank in (0, 1)]
+    assert steps[0] == steps[1] and len(steps[0]) == 1, (steps, out[-3000:])
+    return steps[0][0]

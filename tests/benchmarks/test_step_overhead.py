@@ -1,55 +1,44 @@
-"""The benchmark script stays runnable and reports what it promises (not a timed test)."""
+"""The benchmark scripts stay runnable and report what they promise (not timed tests)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_benchmark_reports_overhead_and_ratio(python: str) -> None:
+def run_benchmark(python: str, script: str, *args: str, timeout: float) -> dict[str, Any]:
+    """Run ``benchmarks/<script>`` with ``--json``; its last line, parsed."""
     out = subprocess.run(
-        [
-            python,
-            str(REPO / "benchmarks" / "step_overhead.py"),
-            "--steps",
-            "2000",
-            "--torch-steps",
-            "20",
-            "--repeats",
-            "1",
-            "--json",
-        ],
+        [python, str(REPO / "benchmarks" / script), *args, "--json"],
         check=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def test_benchmark_reports_overhead_and_ratio(python: str) -> None:
+    result = run_benchmark(
+        python,
+        "step_overhead.py",
+        *("--steps", "2000", "--torch-steps", "20", "--repeats", "1"),
+        timeout=120,
+    )
     assert result["callbacks"] == ["heartbeat", "timing"]
     assert result["idle_hot_us_per_step"] > result["idle_bare_us_per_step"] > 0
     assert result["torch_ratio"] > 0
 
 
 def test_ddp_benchmark_reports_both_sync_intervals(python: str) -> None:
-    out = subprocess.run(
-        [
-            python,
-            str(REPO / "benchmarks" / "ddp_overhead.py"),
-            "--steps",
-            "20",
-            "--repeats",
-            "1",
-            "--json",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    result = run_benchmark(
+        python, "ddp_overhead.py", *("--steps", "20", "--repeats", "1"), timeout=240
+    )
     assert result["world_size"] == 2 and result["bare_us_per_step"] > 0
     for key in ("sync_every_1", "sync_every_10"):
         assert result[f"{key}_ratio"] > 0

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from hotcb.ledger import read_ledger
-from tests.ddp_log import applied, beats
+from tests.ddp_log import applied, applied_once_on_both, beats
 
 pytestmark = pytest.mark.subprocess
 
@@ -119,9 +119,7 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(tmp_path: Path) -> None:
     out = finish(proc)
 
     # both ranks applied the set at the same step, a sync point (a multiple of 5)
-    set_steps = [applied(out, r, "set heartbeat") for r in (0, 1)]
-    assert set_steps[0] == set_steps[1] and len(set_steps[0]) == 1, out[-3000:]
-    at = set_steps[0][0]
+    at = applied_once_on_both(out, "set heartbeat")
     assert at >= 150 and at % 5 == 0
     # ... and both ranks' heartbeat changed cadence there
     for rank in (0, 1):

@@ -362,18 +362,8 @@ class HotController:
         Returns True if anything was reloaded.
         """
         reloaded = False
-        for slot in list(self._slots.values()):
-            if slot.signature is None or slot.target.kind != "python_file":
-                continue
-            try:
-                st = os.stat(slot.target.path)
-            except OSError:
-                continue  # file gone: keep running what we have
-            sig = (st.st_mtime_ns, st.st_size)
-            if sig == slot.signature:
-                continue
-            slot.signature = sig
-            reloaded |= self._reload(slot, env or {})
+        for cb_id in self.changed_sources():
+            reloaded |= self._reload(self._slots[cb_id], env or {})
         return reloaded
 
     def changed_sources(self) -> list[str]:

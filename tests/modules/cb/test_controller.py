@@ -126,17 +126,13 @@ LR_MONITOR_TARGET = CallbackTarget(
 def test_rank_zero_only_callbacks_are_loaded_but_not_run_on_other_ranks(log_lines: Any) -> None:
     from hotcb.ops import Op
 
+    hb0_rank_zero_only = Op(
+        op="load", id="hb0", target=HEARTBEAT_TARGET, init={"every": 1, "_rank_zero_only_": True}
+    )
     rank1 = HotController(rank=1)
     rank1.apply_op(Op(op="load", id="hb", target=HEARTBEAT_TARGET, init={"every": 1}))
     rank1.apply_op(Op(op="load", id="lr", target=LR_MONITOR_TARGET, init={"every": 1}))
-    rank1.apply_op(
-        Op(
-            op="load",
-            id="hb0",
-            target=HEARTBEAT_TARGET,
-            init={"every": 1, "_rank_zero_only_": True},
-        )
-    )
+    rank1.apply_op(hb0_rank_zero_only)
     env = {"step": 1, "log": log_lines, "optimizer": None}
     rank1.dispatch(env, ["train_step_end"])
     # lr_monitor is rank_zero_only by class attribute, hb0 by the reserved init key
@@ -157,14 +153,7 @@ def test_rank_zero_only_callbacks_are_loaded_but_not_run_on_other_ranks(log_line
     assert log_lines.lines == ["[hb] train_step_end step=2", "[hb0] train_step_end step=2"]
 
     rank0 = HotController(rank=0)
-    rank0.apply_op(
-        Op(
-            op="load",
-            id="hb0",
-            target=HEARTBEAT_TARGET,
-            init={"every": 1, "_rank_zero_only_": True},
-        )
-    )
+    rank0.apply_op(hb0_rank_zero_only)
     log_lines.lines.clear()
     rank0.dispatch(env, ["train_step_end"])
     assert log_lines.lines == ["[hb0] train_step_end step=1"]
