@@ -35,6 +35,7 @@ from hotcb.rundir import LAUNCH_FILE, RunDir
 from hotcb.runs import RunNotFound, live_runs, recent_runs, resolve_run_dir
 from hotcb.state import is_live, read_state
 from hotcb.stream import CommandStream
+from hotcb.trust import check_control_file, check_source_file, foreign_owner
 
 __all__ = ["cli", "main"]
 
@@ -178,6 +179,20 @@ def _check_id(rd: RunDir, cb_id: str, force: bool) -> None:
         _fail(f"unknown callback id {cb_id!r}; known ids: {names} (queue anyway with --force)")
 
 
+def _not_writable(run_dir: Path) -> str | None:
+    """Why this user must not queue commands to ``run_dir`` (None if it may)."""
+    owner = foreign_owner(run_dir)
+    if owner is not None:
+        return (
+            f"run dir {run_dir} belongs to {owner}, not to you (uid {os.geteuid()}): hotcb "
+            "writes commands only to your own runs (reading it with status or log is fine)"
+        )
+    refused = check_control_file(RunDir(run_dir).commands).refused
+    if refused is not None:
+        return f"{refused} (the run would not read commands from it)"
+    return None
+
+
 def _queue(rd: RunDir, data: dict[str, Any], as_json: bool, note: str = "") -> None:
     try:
         op = Op.from_dict(data)
@@ -206,6 +221,9 @@ def _send(
     sweep = ctx.sweep_dir()
     if sweep is None:
         rd = ctx.run_dir(read_only=False)
+        refused = _not_writable(rd.path)
+        if refused is not None:
+            _fail(refused)
         note = ""
         if check_id is not None:
             _check_id(rd, check_id, force)
@@ -234,6 +252,10 @@ def _send_to_sweep(
         known = (job.state.get("callbacks") or {}) if isinstance(job.state, dict) else {}
         if not job.live:
             row.update(queued=False, reason="not live")
+        elif (owner := foreign_owner(job.run_dir)) is not None:
+            row.update(queued=False, reason=f"run of {owner}, not yours")
+        elif (refused := check_control_file(RunDir(job.run_dir).commands).refused) is not None:
+            row.update(queued=False, reason=refused)
         elif check_id is not None and not force and check_id not in known:
             row.update(queued=False, reason=f"unknown id {check_id!r}")
         else:
@@ -279,6 +301,9 @@ def _check_python_file(path: Path, symbol: str) -> None:
     """Compile (never run) the file and check that it defines ``symbol`` at top level."""
     if not path.is_file():
         _fail(f"file not found: {path}")
+    refused = check_source_file(path)
+    if refused is not None:
+        _fail(refused)
     try:
         source = path.read_bytes()
         tree = ast.parse(source, filename=str(path))
@@ -347,8 +372,8 @@ def cb_load(
         _fail("give exactly one of --path MODULE or --file FILE.py")
     if file_path is not None:
         resolved = Path(file_path).expanduser().resolve()
-        if not force:
-            _check_python_file(resolved, symbol)
+        if not force:  # checked as given: the trust check walks its symlinks itself
+            _check_python_file(Path(file_path).expanduser().absolute(), symbol)
         target = {"kind": "python_file", "path": str(resolved), "symbol": symbol}
     else:
         from hotcb.modules.cb.loader import is_blocked_target
@@ -454,19 +479,20 @@ def status(ctx: _Ctx, as_json: bool) -> None:
         _fail(f"{rd.path} has no {rd.state.name}: no run has used this dir yet")
     live = is_live(state)
     callbacks = state.get("callbacks") or {}
+    warnings = [str(w) for w in state.get("warnings") or []]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "run_dir": str(rd.path),
-                    "live": live,
-                    "step": state.get("step"),
-                    "callbacks": callbacks,
-                },
-                indent=2,
-            )
-        )
+        shown: dict[str, Any] = {
+            "run_dir": str(rd.path),
+            "live": live,
+            "step": state.get("step"),
+            "callbacks": callbacks,
+        }
+        if warnings:
+            shown["warnings"] = warnings
+        click.echo(json.dumps(shown, indent=2))
         return
+    for warning in warnings:
+        click.echo(f"hotcb: warning: {warning}", err=True)
     read = read_ledger(rd.ledger)
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
@@ -620,16 +646,28 @@ def log(ctx: _Ctx, as_json: bool, follow: bool, last: int | None, max_wait: floa
     show_default=True,
     help="A config-group file, or override deltas on one line.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite the file if it exists (--out FILE, or --name's option).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {path, next_command, text} as JSON.")
 @pass_ctx
-def export_config(ctx: _Ctx, name: str | None, out: str | None, fmt: str, as_json: bool) -> None:
-    """Turn the run's live changes into Hydra config for the next run."""
+def export_config(
+    ctx: _Ctx, name: str | None, out: str | None, fmt: str, force: bool, as_json: bool
+) -> None:
+    """Turn the run's live changes into Hydra config for the next run.
+
+    Writes a new file (mode 0600) and refuses to overwrite one unless --force. The
+    default form (into the app's config dir) is only for your own runs; another user's
+    run can be read with --format overrides or written to --out FILE.
+    """
     rd = ctx.run_dir(read_only=True)
     from hotcb.hydra.export import ExportError
     from hotcb.hydra.export import export_config as do_export
 
     try:
-        result = do_export(rd.path, name=name, out=out, fmt=fmt)
+        result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force)
     except ExportError as exc:
         _fail(str(exc))
     if as_json:

@@ -23,7 +23,9 @@ Example:
 
 Restarting in a run dir that already has a ledger resumes: the applied ops are
 replayed (``source: replay``) before the first step, and reading continues after the
-last command processed, so nothing is applied twice and nothing is lost.
+last command processed, so nothing is applied twice and nothing is lost. A ledger another
+user owns or can write is never replayed (see :mod:`hotcb.trust`): it is moved aside and the
+run starts fresh, saying why in the log, the ledger and the state's ``warnings``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from hotcb.ops import CommandError, Op, parse_command
 from hotcb.rundir import RunDir
 from hotcb.state import HOSTNAME, STATE_VERSION, write_state
 from hotcb.stream import CommandLine, CommandStream
-from hotcb.trust import check_control_file
+from hotcb.trust import check_control_file, check_run_dir
 
 __all__ = ["HotKernel", "KernelModule"]
 
@@ -117,7 +119,12 @@ class HotKernel:
         self.run_dir = RunDir(run_dir).ensure()
         self.poll_interval = float(poll_interval)
         self.state_interval = float(state_interval)
+        #: trust problems found at start (run dir others can write, refused ledger): logged,
+        #: recorded in the ledger, and shown in ``hotcb.state.json`` / ``hotcb status``
+        self.warnings: list[str] = []
+        refused_ledger = _set_aside_untrusted(self.run_dir.ledger)
         self.ledger = Ledger(self.run_dir.ledger, fsync=fsync)
+        self._report_trust(check_run_dir(self.run_dir.path).warning, refused_ledger)
         self.modules: dict[str, KernelModule] = dict(
             modules or {"cb": CallbackModule(auto_disable_on_error=auto_disable_on_error)}
         )
@@ -143,7 +150,7 @@ class HotKernel:
         self._started = time.time()
         self.resumed = False
         offset, lineno = 0, 0
-        if resume:
+        if resume and refused_ledger is None:
             offset, lineno = self._replay()
         self._reader = self._commands.reader(offset=offset, lineno=lineno)
         self._registration: Path | None = None
@@ -375,6 +382,33 @@ class HotKernel:
 
     # -- resume ---------------------------------------------------------------------
 
+    def _report_trust(self, run_dir_warning: str | None, refused_ledger: str | None) -> None:
+        """Say, once at start, what :mod:`hotcb.trust` found: log, ledger and state."""
+        if run_dir_warning:
+            log.warning("hotcb: WARNING: %s", run_dir_warning)
+            self.warnings.append(run_dir_warning)
+            self.ledger.record(
+                module="kernel",
+                op="warn",
+                id=None,
+                source="auto",
+                decision="applied",
+                error=run_dir_warning,
+                payload={"path": str(self.run_dir.path)},
+            )
+        if refused_ledger:
+            log.error("hotcb: %s", refused_ledger)
+            self.warnings.append(refused_ledger)
+            self.ledger.record(
+                module="kernel",
+                op="refuse",
+                id=None,
+                source="auto",
+                decision="failed",
+                error=refused_ledger,
+                payload={"path": str(self.run_dir.ledger)},
+            )
+
     def _replay(self) -> tuple[int, int]:
         """Re-apply an existing ledger; return where to continue reading commands."""
         read = read_ledger(self.run_dir.ledger)
@@ -477,6 +511,7 @@ class HotKernel:
             "ledger_seq": self.ledger.last_seq,
             "callbacks": cb.status() if cb is not None else {},
             "modules": sorted(self.modules),
+            "warnings": list(self.warnings),
         }
 
     def _write_state(self) -> None:
@@ -541,6 +576,33 @@ def _op_from_entry(entry: LedgerEntry) -> Op | None:
         return Op.from_dict(data)
     except CommandError:
         return None
+
+
+def _set_aside_untrusted(ledger: Path) -> str | None:
+    """Move a ledger another user owns (or can write) out of the way; say what was done.
+
+    None when the ledger is trusted (or missing). Its entries are never replayed: it is
+    renamed to ``hotcb.applied.untrusted-<time>.jsonl`` beside it, for a person to look
+    at, and the run starts a fresh ledger.
+    """
+    refused = check_control_file(ledger).refused
+    if refused is None:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        aside = ledger.with_name(f"hotcb.applied.untrusted-{stamp}{f'-{n}' if n else ''}.jsonl")
+        if not os.path.lexists(aside):
+            break
+    try:
+        os.rename(ledger, aside)
+    except OSError as exc:
+        moved = f"it could not be moved aside ({exc.strerror or exc})"
+    else:
+        moved = f"it was moved to {aside.name} and a fresh ledger started"
+    return (
+        f"{refused}. The ledger is not replayed, nothing from it is applied ({moved}); "
+        "commands are read from the top of the commands file"
+    )
 
 
 def _register(run_dir: Path) -> Path | None:

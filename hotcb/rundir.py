@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hotcb.trust import make_private_dirs
+
 __all__ = [
     "COMMANDS_FILE",
     "LAUNCH_FILE",
@@ -70,12 +72,10 @@ class RunDir:
         return self.sources / f"{sha256}.py"
 
     def ensure(self) -> RunDir:
-        """Create the run dir and ``hotcb.sources/`` (mode 0700, whatever the umask)."""
-        for d in (self.path, self.sources):
-            existed = d.exists()
-            d.mkdir(parents=True, exist_ok=True)
-            if not existed:
-                os.chmod(d, DIR_MODE)
+        """Create the run dir, its missing parents and ``hotcb.sources/``: each one it
+        creates has mode 0700 whatever the umask; existing ones are left as they are."""
+        make_private_dirs(self.path)
+        make_private_dirs(self.sources)
         return self
 
     def contains(self, path: str | os.PathLike[str]) -> bool:

@@ -5,7 +5,9 @@ in ``$HOTCB_HOME/runs/``, default ``~/.cache/hotcb/runs/``) and removes it on cl
 Entries of processes that died without closing (SIGKILL, OOM) are recognised as stale
 (the pid is gone, or now belongs to a process that started at another time) and
 ignored. Closed runs are remembered in ``recent.json`` so read-only commands can fall
-back to the most recent run.
+back to the most recent run. The registry is private: its directories are created mode
+0700 and its files 0600 whatever the umask, and a file in it that is not this user's own
+(or that others can write) is ignored.
 
 Example:
     >>> import os, tempfile
@@ -26,10 +28,13 @@ import hashlib
 import json
 import os
 import socket
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from hotcb.trust import check_control_file, make_private_dirs
 
 __all__ = [
     "RunEntry",
@@ -75,9 +80,8 @@ def hotcb_home() -> Path:
 
 
 def _runs_dir() -> Path:
-    d = hotcb_home() / "runs"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
+    """``$HOTCB_HOME/runs``, created (with any missing parent) mode 0700 whatever the umask."""
+    return make_private_dirs(hotcb_home() / "runs")
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -112,16 +116,21 @@ def _alive(entry: RunEntry) -> bool:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Replace ``path`` atomically: a new temp file (unpredictable name, 0600), then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.write(fd, json.dumps(data, indent=1).encode("utf-8"))
+        view = memoryview(json.dumps(data, indent=1).encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
     os.replace(tmp, path)
 
 
 def _read_entry(path: Path) -> RunEntry | None:
+    """The entry in ``path``; None if unreadable, or not this user's own file (planted)."""
+    if check_control_file(path).refused:
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return RunEntry(**data)
@@ -159,8 +168,7 @@ def unregister_live_run(entry_file: str | os.PathLike[str]) -> None:
 
 
 def _remember(entry: RunEntry) -> None:
-    home = hotcb_home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home = make_private_dirs(hotcb_home())
     lock = os.open(home / ".recent.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -172,8 +180,11 @@ def _remember(entry: RunEntry) -> None:
 
 
 def _load_recent() -> list[RunEntry]:
+    path = hotcb_home() / "recent.json"
+    if check_control_file(path).refused:
+        return []
     try:
-        data = json.loads((hotcb_home() / "recent.json").read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
         return [RunEntry(**item) for item in data]
     except (OSError, ValueError, TypeError):
         return []

@@ -12,6 +12,12 @@ Two forms:
 A callback loaded from a ``.py`` file exports as its captured source,
 ``<run_dir>/hotcb.sources/<sha256>.py:Symbol``: the next run loads the same bytes (the
 loader checks the sha256 in the name).
+
+The export is a new file, mode 0600 (directories it creates 0700) whatever the umask; an
+existing file is overwritten only with ``force``. The group form reads where to write and
+which script to print from the run's own files, so it is refused for a run dir another
+user owns, and when those files are not the run owner's own (or others can write them);
+``--out FILE`` and ``fmt="overrides"`` only read the run.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import re
 import shlex
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ import yaml
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
 from hotcb.rundir import LAUNCH_FILE, RunDir
 from hotcb.state import read_state
+from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
 __all__ = ["ExportError", "ExportResult", "export_config"]
 
@@ -52,9 +60,19 @@ class ExportResult:
     next_command: str | None
 
 
+def _trusted(path: Path) -> Path:
+    """``path``, unless others could have written it (then :class:`ExportError`)."""
+    refused = check_control_file(path).refused
+    if refused is not None:
+        raise ExportError(
+            f"{refused}. export-config reads from it where to write and what to run next"
+        )
+    return path
+
+
 def _launch(run: RunDir) -> dict[str, Any]:
     try:
-        data = json.loads((run.path / LAUNCH_FILE).read_text(encoding="utf-8"))
+        data = json.loads(_trusted(run.path / LAUNCH_FILE).read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -64,7 +82,7 @@ def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
     hydra_yaml = run.path / ".hydra" / "hydra.yaml"
     sources: list[Any] = []
     try:
-        doc = yaml.safe_load(hydra_yaml.read_text(encoding="utf-8")) or {}
+        doc = yaml.safe_load(_trusted(hydra_yaml).read_text(encoding="utf-8")) or {}
         sources = doc.get("hydra", {}).get("runtime", {}).get("config_sources", []) or []
     except (OSError, yaml.YAMLError):
         pass
@@ -115,8 +133,12 @@ def export_config(
     name: str | None = None,
     out: str | os.PathLike[str] | None = None,
     fmt: str = "group",
+    force: bool = False,
 ) -> ExportResult:
-    """Export the run in ``run_dir``; see the module docstring. Raises :class:`ExportError`."""
+    """Export the run in ``run_dir``; see the module docstring. Raises :class:`ExportError`.
+
+    ``force``: overwrite the file if it exists (else that is an error).
+    """
     run = RunDir(run_dir)
     if fmt not in ("group", "overrides"):
         raise ExportError(f"unknown format {fmt!r}: use group or overrides")
@@ -127,14 +149,21 @@ def export_config(
         nodes = final_nodes(run.path)
     except DeltaError as exc:
         raise ExportError(str(exc)) from None
-    if name is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$", name):
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
     option = name or _default_name(run)
-    launch = _launch(run)
     if out is not None:
-        path = Path(out).expanduser().resolve()
+        path = Path(out).expanduser().absolute()  # a symlink there is replaced, not followed
         command = None
     else:
+        owner = foreign_owner(run.path)
+        if owner is not None:
+            raise ExportError(
+                f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
+                "config dir its files name (and printing the script it ran) is refused; "
+                "read it with --format overrides, or write it to a file you choose with --out FILE"
+            )
+        launch = _launch(run)
         path = _config_dir(run, launch) / "hotcb" / "callbacks" / f"{option}.yaml"
         command = _next_command(launch, option)
     state = read_state(run.state) or {}
@@ -147,9 +176,36 @@ def export_config(
         header.append(f"# Next run: {command}")
     body = yaml.safe_dump(nodes, sort_keys=False, default_flow_style=False) if nodes else "{}\n"
     text = "\n".join(header) + "\n" + body
+    _write_new(path, text.encode("utf-8"), force=force)
+    return ExportResult(path=path, text=text, next_command=command)
+
+
+def _write_new(path: Path, data: bytes, *, force: bool) -> None:
+    """Write ``path`` (mode 0600): a new file, or with ``force`` an atomic replacement."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        make_private_dirs(path.parent)
+        if force:  # a temp file beside it (unpredictable name, 0600), then rename over
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd, tmp = os.open(path, flags, 0o600), None
+    except FileExistsError:
+        raise ExportError(f"{path} exists; pass --force to overwrite it") from None
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return ExportResult(path=path, text=text, next_command=command)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.close(fd)
+        fd = -1
+        if tmp is not None:
+            os.replace(tmp, path)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        for leftover in (tmp, None if force else path):
+            if leftover is not None:
+                Path(leftover).unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
