@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 PREFIX = "hotcb.callbacks"
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # used with fullmatch, not `$`
 
 
 class DeltaError(ValueError):
@@ -107,7 +107,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, Mapping):
         parts = []
         for key, val in value.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
+            if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
                 raise DeltaError(f"dict key {key!r} cannot be written as a Hydra override key")
             parts.append(f"{key}: {format_value(val)}")
         return "{" + ", ".join(parts) + "}"

@@ -34,6 +34,8 @@ from hotcb.state import read_state
 __all__ = ["ExportError", "ExportResult", "export_config"]
 
 _HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
+# checked with fullmatch: `$` would also accept a name that ends in a newline
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 
 class ExportError(Exception):
@@ -127,7 +129,7 @@ def export_config(
         nodes = final_nodes(run.path)
     except DeltaError as exc:
         raise ExportError(str(exc)) from None
-    if name is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$", name):
+    if name is not None and not _NAME_RE.fullmatch(name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
     option = name or _default_name(run)
     launch = _launch(run)
