@@ -93,7 +93,12 @@ class LedgerEntry:
             if not ok(value):
                 raise ValueError(f"{name!r} must be {what}, got {reprlib.repr(value)}")
             values[name] = value
-        values["payload"] = dict(values["payload"] or {})
+        payload = values["payload"] = dict(values["payload"] or {})
+        for key in ("target", "init", "params"):  # what replay, log and export read
+            if not isinstance(payload.get(key, {}), (dict, type(None))):
+                raise ValueError(
+                    f"'payload.{key}' must be an object or null, got {reprlib.repr(payload[key])}"
+                )
         return cls(**values)
 
 

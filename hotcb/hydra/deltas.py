@@ -33,6 +33,7 @@ from typing import Any
 
 from hotcb.hydra.hydrate import ENABLED_KEY, target_string
 from hotcb.ledger import LedgerEntry, read_ledger
+from hotcb.ops import CallbackTarget, CommandError
 from hotcb.rundir import RunDir
 from hotcb.state import read_state
 
@@ -174,8 +175,12 @@ def baseline_nodes(
             continue
         p = e.payload
         if e.op == "load":
+            try:
+                target = CallbackTarget.from_dict(p.get("target") or {}).to_dict()
+            except CommandError as exc:
+                raise DeltaError(f"{run.ledger} seq {e.seq} ({e.id}): {exc}") from None
             node = _node(
-                p["target"],
+                target,
                 p.get("sha256"),
                 run,
                 {**(p.get("init") or {}), **(p.get("params") or {})},

@@ -202,6 +202,43 @@ def test_bad_ledger_line_is_skipped_by_log_and_by_the_restart(trainer: Trainer) 
     assert status["callbacks"]["heartbeat"]["params"] == {"every": 4}
 
 
+@pytest.mark.subprocess
+@pytest.mark.skipif(not HOTCB, reason="the hotcb console script is not installed")
+def test_ledger_payload_of_the_wrong_shape_is_skipped_by_log_and_export(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with HotKernel(run_dir=run, poll_interval=0, register=False) as kernel:
+        kernel.submit(Op(op="load", id="hb", target=HEARTBEAT))
+    base = {"wall_time": 1.0, "source": "config", "decision": "applied"}
+    with open(run / "hotcb.applied.jsonl", "a") as fh:
+        fh.write(
+            json.dumps({**base, "seq": 2, "op": "set", "id": "hb", "payload": {"params": [1]}})
+        )
+        fh.write("\n" + json.dumps({**base, "seq": 3, "op": "load", "payload": {"target": 5}}))
+        fh.write("\n")
+    shown = hotcb("--dir", str(run), "log")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stderr.splitlines() == [
+        "hotcb: warning: ledger line 2 skipped: 'payload.params' must be an object or null, "
+        "got [1]",
+        "hotcb: warning: ledger line 3 skipped: 'payload.target' must be an object or null, got 5",
+    ]
+    exported = hotcb("--dir", str(run), "export-config", "--format", "overrides")
+    assert exported.returncode == 0, exported.stderr
+    # a target of the right shape but missing a part: one error line, no traceback
+    with open(run / "hotcb.applied.jsonl", "a") as fh:
+        target = {"kind": "module", "path": "m"}
+        fh.write(
+            json.dumps({**base, "seq": 4, "op": "load", "id": "x", "payload": {"target": target}})
+        )
+        fh.write("\n")
+    exported = hotcb("--dir", str(run), "export-config", "--format", "overrides")
+    assert exported.returncode == 1
+    assert exported.stderr.splitlines() == [
+        f"hotcb: error: {run / 'hotcb.applied.jsonl'} seq 4 (x): 'target' is missing symbol "
+        "(needs kind, path, symbol)"
+    ]
+
+
 # -- the command edge --------------------------------------------------------------------
 
 
