@@ -571,7 +571,10 @@ def _sweep_status(sweep: Path, as_json: bool) -> None:
 
 
 def _format_entry(e: LedgerEntry) -> str:
-    when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
+    try:
+        when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
+    except (OverflowError, OSError, ValueError):  # a finite time the platform cannot show
+        when = "??:??:??"
     payload = dict(e.payload)
     detail = " ".join(f"{k}={json.dumps(v)}" for k, v in (payload.get("params") or {}).items())
     if e.op == "load" and isinstance(payload.get("target"), dict):

@@ -123,6 +123,10 @@ class DesiredStateFile:
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {self.path}: {exc}") from None
+        except RecursionError:
+            raise CommandError(f"{self.path}: not valid YAML (nested too deeply)") from None
+        except ValueError:  # int() of a number too long to convert
+            raise CommandError(f"{self.path}: not valid YAML (a number is too long)") from None
         try:
             return parse_desired(data)
         except CommandError as exc:

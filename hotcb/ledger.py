@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import reprlib
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,26 +66,94 @@ class LedgerEntry:
     offset: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The entry as written: plain values, ``step`` and ``epoch`` as numbers or None."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["payload"] = dict(self.payload)  # already plain: no deep copy (any depth works)
+        out["step"] = _number_or_none(self.step)
+        out["epoch"] = _number_or_none(self.epoch)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
-        return cls(
-            seq=int(data["seq"]),
-            wall_time=float(data["wall_time"]),
-            step=data.get("step"),
-            epoch=data.get("epoch"),
-            event=data.get("event"),
-            module=str(data.get("module", "cb")),
-            op=str(data["op"]),
-            id=data.get("id"),
-            source=str(data["source"]),
-            decision=str(data["decision"]),
-            payload=dict(data.get("payload") or {}),
-            error=data.get("error"),
-            line=data.get("line"),
-            offset=data.get("offset"),
-        )
+        """Validate one decoded ledger line. Raises ``ValueError`` naming the bad field.
+
+        >>> LedgerEntry.from_dict({"seq": 1e999, "wall_time": 0, "op": "set",
+        ...                        "source": "external", "decision": "applied"})
+        Traceback (most recent call last):
+        ...
+        ValueError: 'seq' must be a positive integer, got inf
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"an entry must be a JSON object, got {type(data).__name__}")
+        values: dict[str, Any] = {}
+        for name, (what, ok, default) in _FIELDS.items():
+            value = data.get(name, default)
+            if value is _REQUIRED:
+                raise ValueError(f"missing {name!r}")
+            if not ok(value):
+                raise ValueError(f"{name!r} must be {what}, got {reprlib.repr(value)}")
+            values[name] = value
+        payload = values["payload"] = dict(values["payload"] or {})
+        for key in ("target", "init", "params"):  # what replay, log and export read
+            if not isinstance(payload.get(key, {}), (dict, type(None))):
+                raise ValueError(
+                    f"'payload.{key}' must be an object or null, got {reprlib.repr(payload[key])}"
+                )
+        return cls(**values)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _is_count(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _or_none(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or ok(v)
+
+
+def _number_or_none(value: Any) -> int | float | None:
+    """A step or epoch as the ledger holds it (a tensor or numpy scalar gives its value)."""
+    if value is not None and not isinstance(value, (int, float)):
+        value = json_default(value)
+    return value if _is_number(value) else None
+
+
+_REQUIRED: Any = object()
+#: What each field of a ledger line must hold: (description, check, default if absent).
+_FIELDS: dict[str, tuple[str, Callable[[Any], bool], Any]] = {
+    "seq": ("a positive integer", _is_count(1), _REQUIRED),
+    "wall_time": ("a finite number", _is_number, _REQUIRED),
+    "step": ("a number or null", _or_none(_is_number), None),
+    "epoch": ("a number or null", _or_none(_is_number), None),
+    "event": ("text or null", _or_none(_is_text), None),
+    "module": ("text", _is_text, "cb"),
+    "op": ("text", _is_text, _REQUIRED),
+    "id": ("text or null", _or_none(_is_text), None),
+    "source": ("text", _is_text, _REQUIRED),
+    "decision": ("text", _is_text, _REQUIRED),
+    "payload": ("an object or null", _or_none(lambda v: isinstance(v, dict)), None),
+    "error": ("text or null", _or_none(_is_text), None),
+    "line": ("a positive integer or null", _or_none(_is_count(1)), None),
+    "offset": ("an integer >= 0 or null", _or_none(_is_count(0)), None),
+}
+assert set(_FIELDS) == {f.name for f in fields(LedgerEntry)}, "every field needs a rule"
 
 
 @dataclass(frozen=True)
@@ -116,11 +186,53 @@ def json_default(obj: Any) -> Any:
             pass
     if isinstance(obj, (set, tuple, frozenset)):
         return list(obj)
-    return repr(obj)
+    try:
+        return repr(obj)
+    except Exception:
+        return f"<{type(obj).__name__} object (repr failed)>"
+
+
+def _json_line(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, ensure_ascii=False, default=json_default) + "\n").encode("utf-8")
 
 
 def dumps_line(data: Mapping[str, Any]) -> bytes:
-    return (json.dumps(data, ensure_ascii=False, default=json_default) + "\n").encode("utf-8")
+    r"""One ledger entry as one line of UTF-8 JSON. Never raises.
+
+    An entry that cannot be written as it is (text that is not valid Unicode, nesting
+    too deep for the encoder, a key JSON cannot hold, ...) is written without its
+    payload, with its text escaped and the reason added to ``error``: the line still
+    says what happened, and where a resumed run continues reading commands.
+
+    >>> entry = {"seq": 1, "id": "x\udce9", "payload": {"every": 5}, "error": None}
+    >>> written = json.loads(dumps_line(entry))
+    >>> written["id"], written["payload"], written["error"][:40]
+    ('x\\udce9', {}, 'this entry could not be written as JSON ')
+    """
+    try:
+        return _json_line(data)
+    except Exception as exc:  # the ledger must never raise into apply
+        reason = (
+            f"this entry could not be written as JSON ({type(exc).__name__}: {exc}); "
+            "its payload was dropped"
+        )
+        log.error("hotcb: ledger entry seq %s: %s", data.get("seq"), reason)
+        minimal = {k: _scalar_or_none(v) for k, v in data.items() if k != "payload"}
+        error = "; ".join(str(e) for e in (minimal.get("error"), reason) if e)
+        minimal["error"] = _scalar_or_none(error)
+        minimal["payload"] = {}
+        return _json_line(minimal)
+
+
+def _scalar_or_none(value: Any) -> Any:
+    """``value`` if JSON can always write it (text escaped to valid Unicode), else None."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int) and value.bit_length() < 64:
+        return value
+    return None
 
 
 class Ledger:
@@ -140,8 +252,8 @@ class Ledger:
         self._failing: str | None = None
         if self.path.exists():
             existing = read_ledger(self.path)
-            if existing.entries:
-                self._seq = existing.entries[-1].seq
+            # the highest valid seq: lines that are not valid entries are skipped
+            self._seq = max((e.seq for e in existing.entries), default=0)
             if existing.truncated_tail is not None:
                 self._terminate_truncated_tail()
 
@@ -224,9 +336,11 @@ class Ledger:
 
 
 def read_ledger(path: str | os.PathLike[str]) -> LedgerRead:
-    """Read every valid entry of a ledger, tolerating a truncated last line.
+    """Read every valid entry of a ledger; skip (and report) every line that is not one.
 
-    A missing file reads as empty.
+    A line that is not JSON or not a valid entry (a field of the wrong type, such as
+    ``"seq": 1e999``) is listed in :attr:`LedgerRead.bad_lines` with its line number
+    and the reason; a truncated last line is kept apart. A missing file reads as empty.
     """
     try:
         raw = Path(path).read_bytes()
@@ -243,7 +357,15 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerRead:
         if not line.strip():
             continue
         try:
-            entries.append(LedgerEntry.from_dict(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as exc:
-            bad.append((n, f"{type(exc).__name__}: {exc}"))
+            data = json.loads(line)
+        except RecursionError:
+            bad.append((n, "not valid JSON: nested too deeply"))
+            continue
+        except ValueError as exc:  # not JSON, not UTF-8, or a number too long
+            bad.append((n, f"not valid JSON: {exc}"))
+            continue
+        try:
+            entries.append(LedgerEntry.from_dict(data))
+        except ValueError as exc:
+            bad.append((n, str(exc)))
     return LedgerRead(entries=entries, truncated_tail=truncated, bad_lines=bad)

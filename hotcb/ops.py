@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 __all__ = [
+    "MAX_DEPTH",
     "OPS",
     "OP_ALIASES",
     "TARGET_KINDS",
@@ -33,6 +35,7 @@ __all__ = [
     "CommandError",
     "Op",
     "check_id",
+    "check_text",
     "parse_assignments",
     "parse_command",
     "parse_scalar",
@@ -45,8 +48,12 @@ OP_ALIASES: dict[str, str] = {"set_params": "set"}
 #: Where a callback class can come from.
 TARGET_KINDS: tuple[str, ...] = ("module", "python_file")
 
-_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: How deep a value in ``params`` or ``init`` may nest (each list or object is a level).
+MAX_DEPTH = 32
+
+# Names are checked with fullmatch: `$` would also accept a trailing newline.
+_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled"})
 
 
@@ -63,11 +70,63 @@ def check_id(value: object, *, what: str = "callback id") -> str:
     >>> check_id("feat_viz")
     'feat_viz'
     """
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise CommandError(
             f"invalid {what} {value!r}: use letters, digits, '_' or '-', starting with a letter or '_'"
         )
     return value
+
+
+def check_text(value: str, where: str) -> str:
+    r"""Return ``value`` if it is valid Unicode text, else raise :class:`CommandError`.
+
+    A lone surrogate (``"\ud800"`` in JSON, or how Python spells a byte that is not
+    UTF-8 in a command-line argument) cannot be written to a UTF-8 file: such text is
+    refused at the edge, with ``where`` naming the field.
+
+    >>> check_text("caf\u00e9", "params.msg")
+    'café'
+    >>> check_text("caf\udce9", "params.msg")
+    Traceback (most recent call last):
+    ...
+    hotcb.ops.CommandError: params.msg contains a lone surrogate (\udce9, the non-UTF-8 byte 0xe9): not valid Unicode text
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        byte = f", the non-UTF-8 byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else ""
+        raise CommandError(
+            f"{where} contains a lone surrogate (\\u{code:04x}{byte}): not valid Unicode text"
+        ) from None
+    return value
+
+
+def _check_value(value: Any, where: str, depth: int, top: str) -> None:
+    """Refuse text that is not valid Unicode, and nesting deeper than :data:`MAX_DEPTH`.
+
+    ``where`` is the path to ``value`` (``params.x[0].y``), ``top`` the parameter it is in.
+    """
+    if isinstance(value, str):
+        check_text(value, where)
+        return
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return
+    if depth > MAX_DEPTH:
+        raise CommandError(
+            f"{top} is nested more than {MAX_DEPTH} levels deep (each list or object is a "
+            "level): flatten it"
+        )
+    for key, item in items:
+        if isinstance(key, str):
+            check_text(key, f"a key in {where}")
+        if isinstance(item, (str, Mapping, list, tuple)):
+            sub = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+            _check_value(item, sub, depth + 1, top)
 
 
 def _check_params(value: object, *, field_name: str) -> dict[str, Any]:
@@ -79,10 +138,11 @@ def _check_params(value: object, *, field_name: str) -> dict[str, Any]:
         )
     out: dict[str, Any] = {}
     for key, val in value.items():
-        if not isinstance(key, str) or not _PARAM_RE.match(key):
+        if not isinstance(key, str) or not _PARAM_RE.fullmatch(key):
             raise CommandError(
                 f"invalid parameter name {key!r} in '{field_name}': must be a Python identifier"
             )
+        _check_value(val, f"{field_name}.{key}", 1, f"{field_name}.{key}")
         out[key] = val
     return out
 
@@ -110,6 +170,7 @@ class CallbackTarget:
             )
         if not isinstance(self.path, str) or not self.path:
             raise CommandError("target 'path' must be a non-empty string")
+        check_text(self.path, "target.path")
         if not isinstance(self.symbol, str) or not self.symbol.isidentifier():
             raise CommandError(f"target 'symbol' must be a Python identifier, got {self.symbol!r}")
 
@@ -175,6 +236,7 @@ class Op:
         module = data.get("module", "cb")
         if not isinstance(module, str) or not module:
             raise CommandError(f"'module' must be a non-empty string, got {module!r}")
+        check_text(module, "module")
         raw_op = data.get("op")
         if raw_op is None:
             raise CommandError(f"missing 'op' (one of {', '.join(OPS)})")
@@ -239,11 +301,14 @@ def parse_command(line: str | bytes) -> Op:
         raise CommandError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise CommandError("not valid JSON: nested too deeply") from None
+    except ValueError:  # the only other one: an integer too long to convert
+        raise CommandError(f"not valid JSON: a number has over {_MAX_DIGITS} digits") from None
     return Op.from_dict(data)
 
 
-_INT_RE = re.compile(r"^[-+]?\d+$")
-_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_INT_RE = re.compile(r"[-+]?\d+")
+_FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_MAX_DIGITS = sys.get_int_max_str_digits()
 
 
 def parse_scalar(text: str) -> Any:
@@ -256,21 +321,26 @@ def parse_scalar(text: str) -> Any:
     [5, 0.0003, True, ['a', 'b'], 'hello world', '5']
     """
     stripped = text.strip()
-    if _INT_RE.match(stripped):
-        return int(stripped)
-    if _FLOAT_RE.match(stripped):
-        return float(stripped)
-    if stripped.lower() in ("inf", "+inf", "-inf", "nan"):
-        return float(stripped)
     try:
+        if _INT_RE.fullmatch(stripped):
+            return int(stripped)
+        if _FLOAT_RE.fullmatch(stripped):
+            return float(stripped)
+        if stripped.lower() in ("inf", "+inf", "-inf", "nan"):
+            return float(stripped)
         value = yaml.safe_load(stripped) if stripped else ""
+        plain = _is_plain(value)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CommandError(f"cannot parse value {text!r}: {problem}") from None
-    if not _is_plain(value):
-        # YAML timestamps, binary, ... are not JSON values: keep the text as written.
-        return stripped
-    return value
+    except RecursionError:
+        raise CommandError(f"cannot parse value {text!r}: nested too deeply") from None
+    except ValueError:  # int() of a number too long to convert
+        raise CommandError(
+            f"cannot parse value {text!r}: a number has over {_MAX_DIGITS} digits"
+        ) from None
+    # YAML timestamps, binary, ... are not JSON values: keep the text as written.
+    return value if plain else stripped
 
 
 def _is_plain(value: Any) -> bool:
@@ -297,9 +367,9 @@ def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep:
             raise CommandError(f"expected name=value, got {item!r} (e.g. every=5)")
-        if not _PARAM_RE.match(key):
+        if not _PARAM_RE.fullmatch(key):
             raise CommandError(
                 f"invalid parameter name {key!r} in {item!r}: must be a Python identifier"
             )
-        out[key] = parse_scalar(raw)
+        out[key] = parse_scalar(check_text(raw, key))
     return out

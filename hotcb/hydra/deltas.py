@@ -33,6 +33,7 @@ from typing import Any
 
 from hotcb.hydra.hydrate import ENABLED_KEY, target_string
 from hotcb.ledger import LedgerEntry, read_ledger
+from hotcb.ops import CallbackTarget, CommandError
 from hotcb.rundir import RunDir
 from hotcb.state import read_state
 
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 PREFIX = "hotcb.callbacks"
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # used with fullmatch, not `$`
 
 
 class DeltaError(ValueError):
@@ -107,7 +108,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, Mapping):
         parts = []
         for key, val in value.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
+            if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
                 raise DeltaError(f"dict key {key!r} cannot be written as a Hydra override key")
             parts.append(f"{key}: {format_value(val)}")
         return "{" + ", ".join(parts) + "}"
@@ -174,8 +175,12 @@ def baseline_nodes(
             continue
         p = e.payload
         if e.op == "load":
+            try:
+                target = CallbackTarget.from_dict(p.get("target") or {}).to_dict()
+            except CommandError as exc:
+                raise DeltaError(f"{run.ledger} seq {e.seq} ({e.id}): {exc}") from None
             node = _node(
-                p["target"],
+                target,
                 p.get("sha256"),
                 run,
                 {**(p.get("init") or {}), **(p.get("params") or {})},

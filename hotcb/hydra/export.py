@@ -42,6 +42,8 @@ from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 __all__ = ["ExportError", "ExportResult", "export_config"]
 
 _HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
+# checked with fullmatch: `$` would also accept a name that ends in a newline
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 
 class ExportError(Exception):
@@ -149,7 +151,7 @@ def export_config(
         nodes = final_nodes(run.path)
     except DeltaError as exc:
         raise ExportError(str(exc)) from None
-    if name is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", name):
+    if name is not None and not _NAME_RE.fullmatch(name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
     option = name or _default_name(run)
     if out is not None:

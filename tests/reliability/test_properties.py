@@ -1,9 +1,14 @@
-"""Any bytes as a command line: apply never raises, and each line is accounted for once."""
+"""Any bytes as a command line: apply never raises, and each line is accounted for once.
+
+Including text that is not valid Unicode, names ending in a newline, values nested deeper
+than the JSON encoder goes and numbers too long to convert.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from functools import reduce
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -15,10 +20,16 @@ from hotcb.ops import CallbackTarget, CommandError, Op, parse_command
 
 HEARTBEAT = CallbackTarget("module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback")
 
+# text that is not valid Unicode (lone surrogates), and names ending in a newline
+ODD_TEXT = st.sampled_from(["\ud800", "caf\udce9", "hb\n", "every\n"])
+TEXT = st.text(max_size=20) | ODD_TEXT
+# nesting from harmless to deeper than the ledger's old deep copy could go (JSON still can)
+DEEP = st.integers(min_value=1, max_value=900).map(lambda n: reduce(lambda v, _: [v], range(n), 1))
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | ODD_TEXT, inner, max_size=4)
     ),
     max_leaves=10,
 )
@@ -27,10 +38,10 @@ COMMANDISH = st.fixed_dictionaries(
     optional={
         "op": st.sampled_from(["load", "set", "set_params", "enable", "disable", "unload", "boom"])
         | JSONISH,
-        "id": st.sampled_from(["hb", "x", "", "../a"]) | JSONISH,
+        "id": st.sampled_from(["hb", "x", "", "../a", "hb\n"]) | JSONISH,
         "module": st.sampled_from(["cb", "other"]) | JSONISH,
         "params": st.dictionaries(
-            st.sampled_from(["every", "events", "1x", ""]), JSONISH, max_size=3
+            st.sampled_from(["every", "events", "1x", "", "every\n"]), JSONISH | DEEP, max_size=3
         )
         | JSONISH,
         "target": JSONISH,
@@ -38,13 +49,19 @@ COMMANDISH = st.fixed_dictionaries(
         "enabled": JSONISH,
     },
 )
-LINES = st.binary(max_size=200).filter(lambda b: b"\n" not in b) | COMMANDISH.map(
-    lambda d: json.dumps(d).encode()
+# a number too long for int() (Python refuses more than 4300 digits)
+LONG_NUMBER = st.integers(min_value=4301, max_value=6000).map(
+    lambda n: b'{"op": "set", "id": "hb", "params": {"every": ' + b"1" * n + b"}}"
+)
+LINES = (
+    st.binary(max_size=200).filter(lambda b: b"\n" not in b)
+    | COMMANDISH.map(lambda d: json.dumps(d).encode())
+    | LONG_NUMBER
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300) | st.text(max_size=300))
+@given(st.binary(max_size=300) | st.text(max_size=300) | LONG_NUMBER | DEEP.map(json.dumps))
 def test_parse_command_only_raises_command_error(line: bytes | str) -> None:
     with contextlib.suppress(CommandError):
         parse_command(line)
