@@ -10,7 +10,9 @@ Two measurements, each the best of ``--repeats`` runs:
    without hotcb, reported as a ratio.
 
 The script also times a no-op Python function call, and gives the idle overhead in those
-units too, so numbers from machines of different speed can be compared.
+units too, so numbers from machines of different speed can be compared. Last, it runs the
+idle loop with both callbacks under the watchdog (``_timeout_``, off by default) and reports
+the extra cost of one watched call.
 
 Run: ``python benchmarks/step_overhead.py`` (``--json`` for a machine-readable line).
 """
@@ -32,9 +34,11 @@ CALLBACKS = {
 }
 
 
-def _kernel(run_dir: str) -> HotKernel:
+def _kernel(run_dir: str, timeout: float | None = None) -> HotKernel:
     kernel = HotKernel(run_dir=run_dir, register=False)
     for cb_id, (path, symbol, init) in CALLBACKS.items():
+        if timeout is not None:
+            init = {**init, "_timeout_": timeout}
         kernel.submit(
             Op(op="load", id=cb_id, target=CallbackTarget("module", path, symbol), init=init)
         )
@@ -124,6 +128,11 @@ def main() -> None:
         t_bare = best(torch_loop, args.torch_steps, None, args.repeats)
         t_hot = best(torch_loop, args.torch_steps, kernel, args.repeats)
         kernel.close()
+    with tempfile.TemporaryDirectory() as run_dir:
+        watched_kernel = _kernel(run_dir, timeout=60.0)
+        watched = best(idle_loop, args.steps, watched_kernel, args.repeats)
+        watched_kernel.close()
+    watched_call_us = (watched - hot) / args.steps / len(CALLBACKS) * 1e6
 
     result = {
         "idle_overhead_us_per_step": round(overhead_us, 3),
@@ -134,6 +143,11 @@ def main() -> None:
         "torch_bare_us_per_step": round(t_bare / args.torch_steps * 1e6, 2),
         "torch_hot_us_per_step": round(t_hot / args.torch_steps * 1e6, 2),
         "torch_ratio": round(t_hot / t_bare, 4),
+        "watched_hot_us_per_step": round(watched / args.steps * 1e6, 3),
+        "watched_call_extra_us": round(watched_call_us, 3),
+        "watched_call_extra_in_noop_calls": (
+            round(watched_call_us / call_us, 1) if call_us > 0 else None
+        ),
         "callbacks": sorted(CALLBACKS),
     }
     if args.json:
@@ -151,6 +165,11 @@ def main() -> None:
     print(
         f"torch Linear(64,64) step: bare {result['torch_bare_us_per_step']} us, with hotcb "
         f"{result['torch_hot_us_per_step']} us -> ratio {result['torch_ratio']}"
+    )
+    print(
+        f"watchdog: with both callbacks watched (_timeout_) {result['watched_hot_us_per_step']} "
+        f"us/step -> {result['watched_call_extra_us']} us more per watched call "
+        f"({result['watched_call_extra_in_noop_calls']} no-op calls)"
     )
 
 

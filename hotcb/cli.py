@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,6 +37,7 @@ from hotcb.runs import RunNotFound, live_runs, recent_runs, resolve_run_dir
 from hotcb.state import is_live, read_state
 from hotcb.stream import CommandStream
 from hotcb.trust import check_control_file, check_source_file, foreign_owner
+from hotcb.watchdog import TIMEOUT_KEY, StuckCall, parse_timeout, read_stuck
 
 __all__ = ["cli", "main"]
 
@@ -218,6 +220,7 @@ def _send(
     force: bool = False,
 ) -> None:
     """Queue one command to the run, or with ``--sweep`` to every live job of the sweep."""
+    _check_reserved(data)
     sweep = ctx.sweep_dir()
     if sweep is None:
         rd = ctx.run_dir(read_only=False)
@@ -232,6 +235,17 @@ def _send(
         _queue(rd, data, as_json, note)
         return
     _send_to_sweep(sweep, data, as_json, check_id=check_id, force=force)
+
+
+def _check_reserved(data: dict[str, Any]) -> None:
+    """Refuse a bad value of a reserved key here, before it is queued."""
+    for part in ("init", "params"):
+        kwargs = data.get(part) or {}
+        if TIMEOUT_KEY in kwargs:
+            try:
+                parse_timeout(kwargs[TIMEOUT_KEY])
+            except ValueError as exc:
+                _fail(f"{exc}; nothing was queued")
 
 
 def _send_to_sweep(
@@ -346,6 +360,14 @@ def _check_python_file(path: Path, symbol: str) -> None:
     metavar="K=V",
     help="Hot param set after construction (repeatable).",
 )
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Watchdog budget per call: report a call that runs longer, with its stack "
+    "(the reserved init key _timeout_; see docs/reliability.md).",
+)
 @click.option("--disabled", is_flag=True, help="Load it but leave it disabled.")
 @click.option("--force", is_flag=True, help="Skip the up-front checks of the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
@@ -358,6 +380,7 @@ def cb_load(
     symbol: str,
     init: tuple[str, ...],
     params: tuple[str, ...],
+    timeout: float | None,
     disabled: bool,
     force: bool,
     as_json: bool,
@@ -389,6 +412,10 @@ def cb_load(
         data["init"] = _assignments(init, "--init")
     if params:
         data["params"] = _assignments(params, "--param")
+    if timeout is not None:
+        if TIMEOUT_KEY in data.get("init", {}):
+            _fail(f"give the budget once: --timeout SECONDS or --init {TIMEOUT_KEY}=SECONDS")
+        data.setdefault("init", {})[TIMEOUT_KEY] = timeout
     if disabled:
         data["enabled"] = False
     _send(ctx, data, as_json)
@@ -457,11 +484,15 @@ def _pending(rd: RunDir, entries: list[LedgerEntry]) -> int:
 
 @cli.command()
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print {run_dir, live, step, callbacks} as JSON."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print {run_dir, live, step, callbacks, stuck} as JSON.",
 )
 @pass_ctx
 def status(ctx: _Ctx, as_json: bool) -> None:
-    """Show the run's callbacks: enabled, target, effective params, last error.
+    """Show the run's callbacks: enabled, target, effective params, last error, and any
+    callback call stuck past its _timeout_ (with its stack).
 
     For a Hydra sweep (--sweep, or when the latest run was a sweep job): one line per job.
     """
@@ -480,12 +511,14 @@ def status(ctx: _Ctx, as_json: bool) -> None:
     live = is_live(state)
     callbacks = state.get("callbacks") or {}
     warnings = [str(w) for w in state.get("warnings") or []]
+    stuck = _stuck_calls(rd, state, live)
     if as_json:
         shown: dict[str, Any] = {
             "run_dir": str(rd.path),
             "live": live,
             "step": state.get("step"),
             "callbacks": callbacks,
+            "stuck": [c.to_dict() for c in stuck],
         }
         if warnings:
             shown["warnings"] = warnings
@@ -499,6 +532,8 @@ def status(ctx: _Ctx, as_json: bool) -> None:
     where = f"live, pid {state.get('pid')}" if live else "not live"
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
     click.echo(f"run {rd.path} ({where}, step {state.get('step')}{world})")
+    for call in stuck:
+        _echo_stuck(call, live)
     pending = _pending(rd, read.entries)
     if pending:
         click.echo(f"{pending} command(s) queued, not applied yet")
@@ -519,6 +554,34 @@ def status(ctx: _Ctx, as_json: bool) -> None:
             )
         )
     _echo_table(rows)
+
+
+def _stuck_calls(rd: RunDir, state: dict[str, Any], live: bool) -> list[StuckCall]:
+    """The calls the run's watchdog reports stuck (from this run's process only); while it
+    is live, with how long they have run by now."""
+    report = read_stuck(rd.stuck)
+    if report is None or report.pid != state.get("pid") or report.host != state.get("host"):
+        return []
+    if not live:
+        return list(report.calls)
+    now = time.time()
+    return [replace(c, seconds=max(c.seconds, now - c.since)) for c in report.calls]
+
+
+def _echo_stuck(call: StuckCall, live: bool) -> None:
+    rank = f" on rank {call.rank}" if call.rank else ""
+    at = f", since step {call.step}" if call.step is not None else ""
+    if live:
+        head = f"STUCK: {call.id} {call.where()}{rank} has run {call.seconds:.1f} s"
+        tail = "; hotcb cannot stop it. Its stack:"
+    else:
+        head = (
+            f"STUCK when the run ended: {call.id} {call.where()}{rank} had run {call.seconds:.1f} s"
+        )
+        tail = ". Its stack:"
+    click.echo(f"{head} (budget {call.budget:g} s{at}){tail}")
+    for frame in call.stack or ("(no Python frames)",):
+        click.echo("    " + frame.replace("\n", "\n    "))
 
 
 def _echo_table(rows: Sequence[Sequence[str]]) -> None:

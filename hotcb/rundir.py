@@ -6,6 +6,7 @@
 ``hotcb.state.json``           the current callback set (rewritten atomically)
 ``hotcb.sources/<sha256>.py``  captured source of every ``python_file`` load
 ``hotcb.launch.json``          under Hydra: how the run was launched
+``hotcb.stuck.json``           while a watched callback call is past its ``_timeout_``
 =============================  ==================================================
 
 Example:
@@ -28,6 +29,7 @@ __all__ = [
     "LEDGER_FILE",
     "SOURCES_DIR",
     "STATE_FILE",
+    "STUCK_FILE",
     "RunDir",
     "write_private",
 ]
@@ -38,6 +40,8 @@ STATE_FILE = "hotcb.state.json"
 SOURCES_DIR = "hotcb.sources"
 #: Written under Hydra: how the run was launched (argv, overrides, config dir, sweep dir).
 LAUNCH_FILE = "hotcb.launch.json"
+#: Written by the watchdog while a callback call runs past its ``_timeout_`` (hotcb.watchdog).
+STUCK_FILE = "hotcb.stuck.json"
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -63,6 +67,10 @@ class RunDir:
     @property
     def state(self) -> Path:
         return self.path / STATE_FILE
+
+    @property
+    def stuck(self) -> Path:
+        return self.path / STUCK_FILE
 
     @property
     def sources(self) -> Path:

@@ -13,6 +13,7 @@ MODULES = [
     "hotcb.ledger",
     "hotcb.state",
     "hotcb.rundir",
+    "hotcb.watchdog",
     "hotcb.desired",
     "hotcb.kernel",
     "hotcb.runs",

@@ -147,6 +147,7 @@ def test_read_only_commands_fall_back_to_the_most_recent_run(tmp_path: Path) -> 
         "live": False,
         "step": None,
         "callbacks": {"heartbeat": kernel_status(tmp_path / "done")},
+        "stuck": [],
     }
     refused = hotcb("cb", "disable", "heartbeat")  # writing needs a live run or --dir
     assert refused.returncode == 1 and "no live hotcb run" in refused.stderr

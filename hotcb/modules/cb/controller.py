@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from hotcb.modules.cb.loader import LoadError, instantiate, resolve
 from hotcb.modules.cb.protocol import RANK_ZERO_ONLY_KEY, Env, HotCallback, is_rank_zero_only
 from hotcb.ops import CallbackTarget, Op
+from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
 
 if TYPE_CHECKING:
     from hotcb.kernel import HotKernel
@@ -82,10 +83,20 @@ class _Slot:
     signature: tuple[int, int] | None = None
     #: ``_rank_zero_only_`` as set in init / a hot set (None: the class attribute decides)
     rank_zero_override: bool | None = None
+    #: the watchdog's wrappers on ``instance`` (only while it has a ``_timeout_``)
+    watch: Watch | None = None
 
     @property
     def rank_zero_only(self) -> bool:
         return is_rank_zero_only(self.instance, self.rank_zero_override)
+
+    @property
+    def timeout(self) -> float | None:
+        """``_timeout_`` as set in init / a hot set (None: not watched). Validated by
+        :func:`_split_reserved` before it is stored."""
+        if TIMEOUT_KEY in self.params:
+            return parse_timeout(self.params[TIMEOUT_KEY])
+        return parse_timeout(self.init.get(TIMEOUT_KEY))
 
     def record(self) -> dict[str, Any]:
         return {
@@ -138,6 +149,10 @@ class HotController:
         self._record: Recorder | None = None
         self._changed: Callable[[], None] | None = None
         self._kernel: HotKernel | None = None
+        #: started with the first callback that has a ``_timeout_`` (see :meth:`_watch`)
+        self._watchdog: Watchdog | None = None
+        #: where the watchdog publishes stuck calls (the kernel's run dir sets it)
+        self.stuck_path: Path | None = None
         if config_path is not None or commands_path is not None:
             self._kernel = self._standalone_kernel(config_path, commands_path, poll_interval)
 
@@ -195,12 +210,88 @@ class HotController:
                     self._handle_failed(self._handle_ids[handle], event, env, exc)
 
     def _rebuild(self) -> None:
+        if self._watchdog is not None or any(
+            TIMEOUT_KEY in s.init or TIMEOUT_KEY in s.params for s in self._slots.values()
+        ):
+            self._watch()
         enabled = [
             s for s in self._slots.values() if s.enabled and not (self.rank and s.rank_zero_only)
         ]
-        self._handles = tuple(s.instance.handle for s in enabled)
+        self._handles = tuple(
+            s.instance.handle if s.watch is None else s.watch.handle for s in enabled
+        )
         self._handle_ids = dict(zip(self._handles, (s.id for s in enabled), strict=True))
         if self._changed is not None:
+            self._changed()
+
+    def _watch(self) -> None:
+        """Wrap the methods of the callbacks that have a ``_timeout_`` (and only those);
+        start the watchdog with the first such callback, stop it after the last."""
+        wanted = [s for s in self._slots.values() if s.timeout is not None]
+        if wanted and self._watchdog is None:
+            self._watchdog = Watchdog(
+                stuck_path=self.stuck_path, on_overrun=self._overran, rank=self.rank
+            )
+        for slot in self._slots.values():
+            budget = slot.timeout
+            if slot.watch is not None and (
+                budget is None or slot.watch.instance is not slot.instance
+            ):
+                slot.watch.release()
+                slot.watch = None
+            if budget is None or self._watchdog is None:
+                continue
+            if slot.watch is None:
+                slot.watch = self._watchdog.watch(slot.instance, slot.id, budget)
+            slot.watch.budget = budget
+        if not wanted and self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
+
+    def _overran(self, watch: Watch, stuck: StuckCall, env: Any) -> None:
+        """A watched call returned after running past its budget (on the training thread):
+        record it, and auto-disable the callback as for an exception."""
+        env = env if isinstance(env, dict) else {}
+        slot = self._slots.get(watch.id)
+        live = slot is not None and slot.instance is watch.instance
+        summary = f"stuck: {stuck.describe()}"
+        disable = live and self.auto_disable_on_error and slot is not None and slot.enabled
+        action = "auto-disabled" if disable else ("still enabled" if live else "no longer loaded")
+        message = f"hotcb: callback {watch.id!r} returned after {stuck.describe()}; {action}" + (
+            f" (re-enable with: hotcb cb enable {watch.id})" if disable else ""
+        )
+        log.error("%s", message)
+        sink = env.get("log")
+        if callable(sink):
+            with contextlib.suppress(Exception):
+                sink(message)
+        if self._record is not None:
+            self._record(
+                op="stuck",
+                id=watch.id,
+                source="auto",
+                decision="failed",
+                error=summary,
+                payload={k: v for k, v in stuck.to_dict().items() if k not in ("id", "since")},
+                env=env,
+            )
+        if slot is None or not live:
+            return
+        slot.error = summary
+        if disable:
+            slot.enabled = False
+            self._rebuild()
+            if self._record is not None:
+                self._record(
+                    op="disable",
+                    id=watch.id,
+                    source="auto",
+                    decision="applied",
+                    error=summary,
+                    payload={"seconds": round(stuck.seconds, 3), "budget": stuck.budget},
+                    env=env,
+                )
+        elif self._changed is not None:
             self._changed()
 
     def _attach_pending(self, env: Env) -> None:
@@ -501,6 +592,9 @@ class HotController:
             _close_quietly(slot.instance)
         self._slots.clear()
         self._handles, self._handle_ids = (), {}
+        if self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
 
 
 def _file_signature(target: CallbackTarget) -> tuple[int, int] | None:
@@ -522,10 +616,19 @@ def _close_quietly(instance: Any) -> None:
 
 
 def _split_reserved(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool | None]:
-    """``kwargs`` without hotcb's reserved key, and that key's value (None if absent)."""
-    if RANK_ZERO_ONLY_KEY not in kwargs:
+    """``kwargs`` without hotcb's reserved keys, and ``_rank_zero_only_``'s value (None if
+    absent). Raises :class:`LoadError` for a bad value of either reserved key
+    (``_timeout_`` is read back from the slot's init / params, see ``_Slot.timeout``)."""
+    if RANK_ZERO_ONLY_KEY not in kwargs and TIMEOUT_KEY not in kwargs:
         return dict(kwargs), None
     rest = dict(kwargs)
+    if TIMEOUT_KEY in rest:
+        try:
+            parse_timeout(rest.pop(TIMEOUT_KEY))
+        except ValueError as exc:
+            raise LoadError(f"{exc}; nothing was changed") from None
+    if RANK_ZERO_ONLY_KEY not in rest:
+        return rest, None
     value = rest.pop(RANK_ZERO_ONLY_KEY)
     if not isinstance(value, bool):
         raise LoadError(f"{RANK_ZERO_ONLY_KEY} must be true or false, got {value!r}")

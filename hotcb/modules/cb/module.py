@@ -45,10 +45,13 @@ class CallbackModule:
         self.controller = controller or HotController(auto_disable_on_error=auto_disable_on_error)
 
     def attach(self, kernel: HotKernel) -> None:
-        """Called once by the kernel: captured sources go to its run dir, and changes the
-        controller makes on its own are recorded in its ledger."""
+        """Called once by the kernel: captured sources go to its run dir, stuck calls are
+        published there, and changes the controller makes on its own are recorded in its
+        ledger."""
         if self.controller.sources_dir is None:
             self.controller.sources_dir = kernel.run_dir.sources
+        if self.controller.stuck_path is None:
+            self.controller.stuck_path = kernel.run_dir.stuck
         self.controller.bind(kernel.recorder(self.name), kernel.mark_changed)
 
     @property
