@@ -6,6 +6,7 @@
 ``hotcb.state.json``           the current callback set (rewritten atomically)
 ``hotcb.sources/<sha256>.py``  captured source of every ``python_file`` load
 ``hotcb.launch.json``          under Hydra: how the run was launched
+``hotcb.lock``                 held (``flock``) by the one kernel using the dir
 =============================  ==================================================
 
 Example:
@@ -20,10 +21,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# the file mode and the atomic writer live in hotcb.files; re-exported for existing imports
+from hotcb.files import FILE_MODE, write_private
+
 __all__ = [
     "COMMANDS_FILE",
+    "FILE_MODE",
     "LAUNCH_FILE",
     "LEDGER_FILE",
+    "LOCK_FILE",
     "SOURCES_DIR",
     "STATE_FILE",
     "RunDir",
@@ -36,9 +42,10 @@ STATE_FILE = "hotcb.state.json"
 SOURCES_DIR = "hotcb.sources"
 #: Written under Hydra: how the run was launched (argv, overrides, config dir, sweep dir).
 LAUNCH_FILE = "hotcb.launch.json"
+#: Locked by the kernel that owns the run dir; holds its pid and host.
+LOCK_FILE = "hotcb.lock"
 
 DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 
 class RunDir:
@@ -63,6 +70,10 @@ class RunDir:
         return self.path / STATE_FILE
 
     @property
+    def lock(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
     def sources(self) -> Path:
         return self.path / SOURCES_DIR
 
@@ -85,21 +96,3 @@ class RunDir:
         except ValueError:
             return False
         return True
-
-
-def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``, readable by the owner only (0600).
-
-    Written to a temporary file beside it, then renamed: a reader sees the old file or
-    the new one, never a part.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)

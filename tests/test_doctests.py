@@ -13,6 +13,8 @@ MODULES = [
     "hotcb.ledger",
     "hotcb.state",
     "hotcb.rundir",
+    "hotcb.files",
+    "hotcb.runlock",
     "hotcb.desired",
     "hotcb.kernel",
     "hotcb.runs",
