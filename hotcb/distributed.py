@@ -65,7 +65,7 @@ from hotcb.modules.cb.module import CallbackModule
 from hotcb.ops import Op
 from hotcb.requests import REQUESTS_KEY, request_stop, stop_requested
 from hotcb.rundir import RunDir
-from hotcb.stream import CommandLine
+from hotcb.stream import MARK_KEY, CommandLine
 
 __all__ = ["DistributedHotKernel", "distributed_world"]
 
@@ -308,7 +308,11 @@ class DistributedHotKernel:
                     source=source,
                     decision="failed",
                     error=str(exc),
-                    payload={"target": op.target.to_dict(), "world_size": self.world_size},
+                    payload={
+                        "target": op.target.to_dict(),
+                        "world_size": self.world_size,
+                        **({MARK_KEY: line.mark()} if line else {}),
+                    },
                     step=env.get("step"),
                     epoch=env.get("epoch"),
                     event=event,

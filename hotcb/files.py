@@ -107,7 +107,8 @@ def open_regular(path: str | os.PathLike[str], flags: int, mode: int = FILE_MODE
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _refusal(path, st.st_mode)
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        # F_SETFL takes only the status flags (O_APPEND, O_NONBLOCK, ...) from these
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _OPEN_FLAGS) & ~os.O_NONBLOCK)
     except BaseException:
         os.close(fd)
         raise

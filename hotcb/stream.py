@@ -265,10 +265,11 @@ class CommandReader:
         pos = 0
         base = self.offset
         digest = self._hash
+        view = memoryview(chunk)
         while pos <= end:
             nl = chunk.index(b"\n", pos)
             raw = chunk[pos:nl]
-            digest.update(chunk[pos : nl + 1])
+            digest.update(view[pos : nl + 1])
             self.lineno += 1
             start, pos = pos, nl + 1
             if not raw.strip():
