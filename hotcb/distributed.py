@@ -65,7 +65,7 @@ from hotcb.modules.cb.module import CallbackModule
 from hotcb.ops import Op
 from hotcb.requests import REQUESTS_KEY, request_stop, stop_requested
 from hotcb.rundir import RunDir
-from hotcb.stream import MARK_KEY, CommandLine
+from hotcb.stream import CommandLine
 
 __all__ = ["DistributedHotKernel", "distributed_world"]
 
@@ -311,7 +311,7 @@ class DistributedHotKernel:
                     payload={
                         "target": op.target.to_dict(),
                         "world_size": self.world_size,
-                        **({MARK_KEY: line.mark()} if line else {}),
+                        **(line.mark() if line else {}),
                     },
                     step=env.get("step"),
                     epoch=env.get("epoch"),

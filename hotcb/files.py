@@ -125,13 +125,12 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_private(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, readable by the owner only (0600).
 
     Written to a temporary file beside it (an unpredictable name, created exclusively,
     never through a symlink), then renamed over ``path``: a reader sees the old file or
     the new one, never a part, and a symlink at ``path`` is replaced, not followed.
-    ``fsync`` forces the bytes to disk before the rename.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
@@ -139,8 +138,6 @@ def write_private(path: str | os.PathLike[str], data: bytes, *, fsync: bool = Fa
     try:
         try:
             write_all(fd, data)
-            if fsync:
-                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)

@@ -51,7 +51,7 @@ from hotcb.ops import CommandError, Op, parse_command
 from hotcb.rundir import RunDir
 from hotcb.runlock import RunDirLock
 from hotcb.state import HOSTNAME, STATE_VERSION, write_state
-from hotcb.stream import MARK_KEY, CommandLine, CommandStream
+from hotcb.stream import CommandLine, CommandStream
 from hotcb.trust import check_control_file
 
 __all__ = ["HotKernel", "KernelModule"]
@@ -396,7 +396,7 @@ class HotKernel:
             source="external",
             decision="failed",
             error=error,
-            payload={"raw": line.text[:2000], "length": line.length, MARK_KEY: line.mark()},
+            payload={"raw": line.text[:2000], "length": line.length, **line.mark()},
             step=self._step,
             epoch=self._epoch,
             event=event,
@@ -438,7 +438,7 @@ class HotKernel:
         payload.update(result.details)
         payload.update(extra or {})
         if line is not None:
-            payload[MARK_KEY] = line.mark()
+            payload.update(line.mark())
         if result.decision == "failed":
             where = f" ({self._commands.path.name} line {line.lineno})" if line else ""
             log.error("hotcb: %s %s failed%s: %s", op.op, op.id, where, result.error)
@@ -508,9 +508,7 @@ class HotKernel:
         ]
         for entry in read.entries:
             if entry.offset is not None and entry.line is not None:
-                offset, lineno = entry.offset, entry.line
-                found = entry.payload.get(MARK_KEY)
-                mark = found if isinstance(found, Mapping) else None
+                offset, lineno, mark = entry.offset, entry.line, entry.payload
             if entry.module == "kernel" and entry.op == "reset":
                 offset, lineno, mark = 0, 0, None
         if not replayable:

@@ -41,12 +41,10 @@ from typing import Any
 from hotcb.files import FILE_MODE, open_regular, write_all
 from hotcb.ops import Op
 
-__all__ = ["MARK_KEY", "MAX_LINE_BYTES", "CommandLine", "CommandReader", "CommandStream"]
+__all__ = ["MAX_LINE_BYTES", "CommandLine", "CommandReader", "CommandStream"]
 
 #: The longest command line accepted, in bytes without its newline.
 MAX_LINE_BYTES = 1 << 20
-#: The ledger payload key under which an entry keeps :meth:`CommandLine.mark`.
-MARK_KEY = "commands_file"
 #: How far one :meth:`CommandReader.read_new` scans through an over-long line.
 _SKIP_PER_READ = 16 << 20
 _CHUNK = 1 << 20
@@ -76,9 +74,10 @@ class CommandLine:
     sha256: str | None = None
 
     def mark(self) -> dict[str, Any]:
-        """What identifies the file read up to this line, for the ledger entry's payload
-        (under :data:`MARK_KEY`); see :meth:`CommandStream.reader`."""
-        return {"inode": self.inode, "sha256": self.sha256}
+        """What identifies the file as read up to this line, for the payload of the line's
+        ledger entry: ``commands_inode`` and ``commands_sha256`` (see
+        :meth:`CommandStream.reader`)."""
+        return {"commands_inode": self.inode, "commands_sha256": self.sha256}
 
 
 class CommandStream:
@@ -130,9 +129,9 @@ class CommandStream:
     ) -> CommandReader:
         """A reader positioned at ``offset`` (bytes) having seen ``lineno`` lines.
 
-        ``mark`` is the :meth:`CommandLine.mark` of the line that ended at ``offset``, if
-        known: the first read checks that the file still has those bytes before
-        ``offset`` (see :class:`CommandReader`).
+        ``mark`` is the :meth:`CommandLine.mark` of the line that ended at ``offset`` (or
+        the payload of its ledger entry), if known: the first read checks that the file
+        still has those bytes before ``offset`` (see :class:`CommandReader`).
         """
         return CommandReader(self.path, offset=offset, lineno=lineno, mark=mark)
 
@@ -177,8 +176,9 @@ class CommandReader:
         #: sha256 of the bytes ``[0, _pos)``; None until a resumed offset is checked
         self._hash: Any = hashlib.sha256() if offset == 0 else None
         mark = mark if isinstance(mark, Mapping) else {}
-        self._expected: str | None = mark.get("sha256")
-        self._expected_inode: int | None = mark.get("inode")
+        sha, inode = mark.get("commands_sha256"), mark.get("commands_inode")
+        self._expected = sha if isinstance(sha, str) else None
+        self._expected_inode = inode if isinstance(inode, int) else None
         self._long: _LongLine | None = None
 
     def read_new(self, max_bytes: int = MAX_LINE_BYTES + 1) -> list[CommandLine]:
