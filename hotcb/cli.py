@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 import click
 
+from hotcb.files import open_regular
 from hotcb.ledger import LedgerEntry, read_ledger
 from hotcb.ops import CommandError, Op, parse_assignments
 from hotcb.rundir import LAUNCH_FILE, RunDir
@@ -473,8 +474,8 @@ _simple("unload", "Unload callback ID (its close() is called).")
 def _pending(rd: RunDir, entries: list[LedgerEntry]) -> int:
     """Complete command lines the run has not processed yet."""
     offset = max((e.offset for e in entries if e.offset is not None), default=0)
-    try:
-        with open(rd.commands, "rb") as fh:
+    try:  # a FIFO or a symlink there is refused, not waited on or followed
+        with os.fdopen(open_regular(rd.commands, os.O_RDONLY), "rb") as fh:
             fh.seek(offset)
             tail = fh.read()
     except OSError:

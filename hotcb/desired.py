@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ops import CommandError, Op
 
 __all__ = ["DesiredStateFile", "parse_desired", "plan"]
@@ -92,6 +93,14 @@ def plan(
 _MISSING = object()
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` (a symlink to it is resolved first: this is the user's own
+    config file), refusing a FIFO or device instead of blocking on it."""
+    fd = open_regular(os.path.realpath(path), os.O_RDONLY)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
 class DesiredStateFile:
     """Watches a desired-state YAML file; :meth:`read_if_changed` returns new content."""
 
@@ -114,7 +123,9 @@ class DesiredStateFile:
             return None
         self._signature = sig
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+            data = yaml.safe_load(_read_regular(self.path).decode("utf-8"))
+        except NotRegularFileError as exc:
+            raise CommandError(str(exc)) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""

@@ -308,7 +308,11 @@ class DistributedHotKernel:
                     source=source,
                     decision="failed",
                     error=str(exc),
-                    payload={"target": op.target.to_dict(), "world_size": self.world_size},
+                    payload={
+                        "target": op.target.to_dict(),
+                        "world_size": self.world_size,
+                        **(line.mark() if line else {}),
+                    },
                     step=env.get("step"),
                     epoch=env.get("epoch"),
                     event=event,

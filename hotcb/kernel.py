@@ -26,6 +26,13 @@ replayed (``source: replay``) before the first step, and reading continues after
 last command processed, so nothing is applied twice and nothing is lost. A ledger another
 user owns or can write is never replayed (see :mod:`hotcb.trust`): it is moved aside and the
 run starts fresh, saying why in the log, the ledger and the state's ``warnings``.
+
+last command processed, so nothing is applied twice and nothing is lost. If the
+commands file was replaced or rewritten while the run was down, the kernel notices
+(the ledger keeps a fingerprint of the bytes read) and reads the new file from the top.
+
+One kernel owns a run dir at a time: it holds ``hotcb.lock`` (see :mod:`hotcb.runlock`)
+until :meth:`HotKernel.close`; a second kernel on the same dir refuses to start.
 """
 
 from __future__ import annotations
@@ -40,11 +47,13 @@ from time import monotonic
 from typing import Any, Protocol
 
 from hotcb.desired import DesiredStateFile
+from hotcb.files import NotRegularFileError
 from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
 from hotcb.modules.cb.controller import OpResult
 from hotcb.modules.cb.module import CallbackModule
 from hotcb.ops import CommandError, Op, parse_command
 from hotcb.rundir import RunDir
+from hotcb.runlock import RunDirLock
 from hotcb.state import HOSTNAME, STATE_VERSION, write_state
 from hotcb.stream import CommandLine, CommandStream
 from hotcb.trust import check_control_file, check_run_dir
@@ -98,6 +107,8 @@ class HotKernel:
         register: list this run in the user's live-run registry so ``hotcb`` finds it
             without ``--dir`` (default True).
         resume: replay an existing ledger in ``run_dir`` before the first step.
+
+    Raises :class:`~hotcb.runlock.RunDirBusy` if another kernel holds ``run_dir``.
     """
 
     def __init__(
@@ -117,6 +128,39 @@ class HotKernel:
         if poll_interval < 0:
             raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
         self.run_dir = RunDir(run_dir).ensure()
+        self._lock = RunDirLock.acquire(self.run_dir.lock)
+        try:
+            self._start(
+                poll_interval=poll_interval,
+                auto_disable_on_error=auto_disable_on_error,
+                fsync=fsync,
+                state_interval=state_interval,
+                commands_path=commands_path,
+                config_path=config_path,
+                modules=modules,
+                register=register,
+                resume=resume,
+            )
+        except BaseException:
+            self._lock.release()
+            raise
+        # runs close() at interpreter exit if the loop never called it, and releases the
+        # run dir if the kernel is dropped without close()
+        self._finalizer = weakref.finalize(self, _finalize, weakref.ref(self), self._lock)
+
+    def _start(
+        self,
+        *,
+        poll_interval: float,
+        auto_disable_on_error: bool,
+        fsync: FsyncPolicy,
+        state_interval: float,
+        commands_path: str | os.PathLike[str] | None,
+        config_path: str | os.PathLike[str] | None,
+        modules: Mapping[str, KernelModule] | None,
+        register: bool,
+        resume: bool,
+    ) -> None:
         self.poll_interval = float(poll_interval)
         self.state_interval = float(state_interval)
         #: trust problems found at start (run dir others can write, refused ledger): logged,
@@ -139,6 +183,8 @@ class HotKernel:
         self._desired_owned: set[str] = set()
         self._refusals: dict[str, str] = {}
         self._state_error: str | None = None
+        self._read_error: str | None = None
+        self._recreate_error: str | None = None
         self._warned: set[str] = set()
         self._env: Env = {}
         self._step: Any = None
@@ -149,16 +195,14 @@ class HotKernel:
         self._closed = False
         self._started = time.time()
         self.resumed = False
-        offset, lineno = 0, 0
+        offset, lineno, mark = 0, 0, None
         if resume and refused_ledger is None:
-            offset, lineno = self._replay()
-        self._reader = self._commands.reader(offset=offset, lineno=lineno)
+            offset, lineno, mark = self._replay()
+        self._reader = self._commands.reader(offset=offset, lineno=lineno, mark=mark)
         self._registration: Path | None = None
         if register:
             self._registration = _register(self.run_dir.path)
         self._write_state()
-        # runs close() at interpreter exit if the loop never called it
-        self._finalizer = weakref.finalize(self, _finalize, weakref.ref(self))
 
     # -- Hydra ----------------------------------------------------------------------
 
@@ -214,13 +258,18 @@ class HotKernel:
         self._epoch = env.get("epoch")
 
     def _read_lines(self, event: str | None) -> list[CommandLine]:
-        """New complete command lines (none while the file is not trusted)."""
+        """New complete command lines (none while the file is not trusted or readable)."""
+        self._ensure_run_dir(event)
         lines: list[CommandLine] = []
         if self._trusted(self._commands.path, event):
             try:
                 lines = self._reader.read_new()
             except OSError as exc:
-                log.error("hotcb: cannot read %s: %s", self._commands.path, exc)
+                self._unreadable(exc, event)
+            else:
+                if self._read_error is not None:
+                    self._read_error = None
+                    log.warning("hotcb: %s can be read again", self._commands.path)
         if self._reader.reset_reason:
             log.warning("hotcb: %s (%s)", self._reader.reset_reason, self._commands.path)
             self.ledger.record(
@@ -235,6 +284,73 @@ class HotKernel:
                 event=event,
             )
         return lines
+
+    def _unreadable(self, exc: OSError, event: str | None) -> None:
+        """Report a commands file that cannot be read (a FIFO, a symlink, no permission)
+        once per distinct problem, in the log and the ledger."""
+        if isinstance(exc, NotRegularFileError):
+            reason = str(exc)
+        else:
+            reason = f"cannot read {self._commands.path}: {exc.strerror or exc}"
+        if reason == self._read_error:
+            return
+        self._read_error = reason
+        log.error("hotcb: %s. Nothing from it is applied until that is fixed.", reason)
+        self.ledger.record(
+            module="kernel",
+            op="refuse",
+            id=None,
+            source="auto",
+            decision="failed",
+            error=reason,
+            step=self._step,
+            epoch=self._epoch,
+            event=event,
+            payload={"path": str(self._commands.path)},
+        )
+
+    def _ensure_run_dir(self, event: str | None) -> None:
+        """Recreate the run dir (and ``hotcb.sources/``) if it was removed mid-run.
+
+        One ``stat`` per poll when all is well. A removal is said once in the log, and
+        the recreated ledger starts with an ``op: recreate`` entry holding the live state.
+        """
+        if os.path.isdir(self.run_dir.sources):
+            return
+        gone = self.run_dir.path if not self.run_dir.path.is_dir() else self.run_dir.sources
+        try:
+            self.run_dir.ensure()
+        except OSError as exc:
+            reason = f"{exc.strerror or exc} ({self.run_dir.path})"
+            if reason != self._recreate_error:
+                log.error("hotcb: the run dir was removed and cannot be recreated: %s", reason)
+            self._recreate_error = reason
+            return
+        self._recreate_error = None
+        problem = self._lock.renew()
+        log.warning(
+            "hotcb: %s was removed while the run was going; recreated it. The ledger and "
+            "the state file start again there; callbacks loaded before were not replayed "
+            "into the new ledger (its entry op: recreate lists them).%s",
+            gone,
+            f" Warning: {problem}" if problem else "",
+        )
+        self._changed = True
+        self.ledger.record(
+            module="kernel",
+            op="recreate",
+            id=None,
+            source="auto",
+            decision="applied",
+            error=problem,
+            step=self._step,
+            epoch=self._epoch,
+            event=event,
+            payload={
+                "removed": str(gone),
+                "state": {n: m.status() for n, m in self.modules.items()},
+            },
+        )
 
     def _refresh_state(self, now: float) -> None:
         """Rewrite the state file if the set changed, or to report progress."""
@@ -274,26 +390,29 @@ class HotKernel:
 
     def _parse_line(self, line: CommandLine, event: str | None) -> Op | None:
         """The op on ``line``, or None after recording why the line is not one."""
-        try:
-            return parse_command(line.text)
-        except CommandError as exc:
-            error = f"{self._commands.path.name} line {line.lineno}: {exc}"
-            log.error("hotcb: ignored a bad command: %s", error)
-            self.ledger.record(
-                module="cb",
-                op="invalid",
-                id=None,
-                source="external",
-                decision="failed",
-                error=error,
-                payload={"raw": line.text[:2000]},
-                step=self._step,
-                epoch=self._epoch,
-                event=event,
-                line=line.lineno,
-                offset=line.offset,
-            )
-            return None
+        problem = line.error
+        if problem is None:
+            try:
+                return parse_command(line.text)
+            except CommandError as exc:
+                problem = str(exc)
+        error = f"{self._commands.path.name} line {line.lineno}: {problem}"
+        log.error("hotcb: ignored a bad command: %s", error)
+        self.ledger.record(
+            module="cb",
+            op="invalid",
+            id=None,
+            source="external",
+            decision="failed",
+            error=error,
+            payload={"raw": line.text[:2000], "length": line.length, **line.mark()},
+            step=self._step,
+            epoch=self._epoch,
+            event=event,
+            line=line.lineno,
+            offset=line.offset,
+        )
+        return None
 
     def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
         """Apply ``op`` now (between steps), record it, and return its ledger entry.
@@ -327,6 +446,8 @@ class HotKernel:
         payload = {k: v for k, v in op.to_dict().items() if k not in ("module", "op", "id")}
         payload.update(result.details)
         payload.update(extra or {})
+        if line is not None:
+            payload.update(line.mark())
         if result.decision == "failed":
             where = f" ({self._commands.path.name} line {line.lineno})" if line else ""
             log.error("hotcb: %s %s failed%s: %s", op.op, op.id, where, result.error)
@@ -409,22 +530,25 @@ class HotKernel:
                 payload={"path": str(self.run_dir.ledger)},
             )
 
-    def _replay(self) -> tuple[int, int]:
-        """Re-apply an existing ledger; return where to continue reading commands."""
+    def _replay(self) -> tuple[int, int, Mapping[str, Any] | None]:
+        """Re-apply an existing ledger; return where to continue reading commands: the
+        offset, line number and :meth:`~hotcb.stream.CommandLine.mark` of the last
+        command processed (the mark is None in a ledger written before hotcb kept it)."""
         read = read_ledger(self.run_dir.ledger)
         for warning in read.warnings():
             log.warning("hotcb: %s", warning)
         offset, lineno = 0, 0
+        mark: Mapping[str, Any] | None = None
         replayable = [
             e for e in read.entries if e.decision == "applied" and e.module in self.modules
         ]
         for entry in read.entries:
             if entry.offset is not None and entry.line is not None:
-                offset, lineno = entry.offset, entry.line
+                offset, lineno, mark = entry.offset, entry.line, entry.payload
             if entry.module == "kernel" and entry.op == "reset":
-                offset, lineno = 0, 0
+                offset, lineno, mark = 0, 0, None
         if not replayable:
-            return offset, lineno
+            return offset, lineno, mark
         self.resumed = True
         for entry in replayable:
             op = _op_from_entry(entry)
@@ -471,7 +595,7 @@ class HotKernel:
             len(replayable),
             lineno,
         )
-        return offset, lineno
+        return offset, lineno, mark
 
     # -- state ----------------------------------------------------------------------
 
@@ -544,9 +668,17 @@ class HotKernel:
                     module.close()
                 except Exception:
                     log.exception("hotcb: closing module %r failed", module.name)
+            if not self.ledger.flush():
+                log.error(
+                    "hotcb: %d ledger entries could not be written before the run closed "
+                    "(%s); a resumed run will not replay them",
+                    self.ledger.unwritten,
+                    self.run_dir.ledger,
+                )
             if self._registration is not None:
                 _unregister(self._registration)
                 self._registration = None
+            self._lock.release()
             self._finalizer.detach()
 
     def __enter__(self) -> HotKernel:
@@ -556,10 +688,11 @@ class HotKernel:
         self.close()
 
 
-def _finalize(ref: weakref.ref[HotKernel]) -> None:
+def _finalize(ref: weakref.ref[HotKernel], lock: RunDirLock) -> None:
     kernel = ref()
     if kernel is not None:
         kernel.close()
+    lock.release()
 
 
 def _op_from_entry(entry: LedgerEntry) -> Op | None:

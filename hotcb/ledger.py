@@ -26,11 +26,15 @@ import logging
 import math
 import os
 import reprlib
+import stat
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from hotcb.files import FILE_MODE, open_regular, write_all
 
 __all__ = ["DECISIONS", "SOURCES", "Ledger", "LedgerEntry", "LedgerRead", "read_ledger"]
 
@@ -42,6 +46,9 @@ SOURCES: tuple[str, ...] = ("external", "config", "replay", "auto")
 DECISIONS: tuple[str, ...] = ("applied", "failed", "ignored")
 
 FsyncPolicy = Literal["never", "always"]
+
+#: Ledger entries held in memory while the ledger cannot be written, at most.
+MAX_HELD_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -240,7 +247,15 @@ class Ledger:
 
     ``seq`` continues from the last entry already in the file, so a resumed run keeps
     one unbroken sequence. A write that fails (disk full, run dir removed) is reported
-    once through the ``hotcb`` logger; training is never interrupted by the ledger.
+    once through the ``hotcb`` logger and training is never interrupted by the ledger:
+    the part of the line that was written is removed again, and the entry is held in
+    memory (up to :data:`MAX_HELD_BYTES`) and written, in order, before the next entry
+    once writes work again. Each entry starts on a fresh line, whatever an earlier
+    crash or failed write left at the end of the file.
+
+    The ledger is opened for each entry, as a regular file and never through a symlink
+    (:func:`~hotcb.files.open_regular`); a ledger that is not a regular file when the
+    run starts is refused with :class:`~hotcb.files.NotRegularFileError`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: FsyncPolicy = "never") -> None:
@@ -250,16 +265,32 @@ class Ledger:
         self.fsync = fsync
         self._seq = 0
         self._failing: str | None = None
-        if self.path.exists():
-            existing = read_ledger(self.path)
-            # the highest valid seq: lines that are not valid entries are skipped
-            self._seq = max((e.seq for e in existing.entries), default=0)
-            if existing.truncated_tail is not None:
-                self._terminate_truncated_tail()
+        #: encoded entries not written yet (a write failed), oldest first
+        self._held: deque[bytes] = deque()
+        self._held_bytes = 0
+        self._dropped = 0
+        #: check that the file ends with a newline before the next write (at the start,
+        #: and after a write whose part could not be removed)
+        self._check_tail = True
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            # the same refusal as open_regular gives, before anything is read through it
+            os.close(open_regular(self.path, os.O_RDONLY))
+        existing = read_ledger(self.path)
+        # the highest valid seq: lines that are not valid entries are skipped
+        self._seq = max((e.seq for e in existing.entries), default=0)
 
     @property
     def last_seq(self) -> int:
         return self._seq
+
+    @property
+    def unwritten(self) -> int:
+        """Entries held in memory because their write failed."""
+        return len(self._held)
 
     def record(
         self,
@@ -299,40 +330,72 @@ class Ledger:
         return entry
 
     def append(self, entry: LedgerEntry) -> bool:
-        """Write one entry as one line. Returns False (and logs once) if the write failed."""
+        """Write one entry as one line (after any entries held back by a failed write).
+
+        Returns False (and logs once) if it could not be written now; it is then held
+        and written before the next entry that can be.
+        """
         data = dumps_line(entry.to_dict())
+        if self._held_bytes + len(data) > MAX_HELD_BYTES:
+            self._dropped += 1
+            if self._dropped == 1:
+                log.error(
+                    "hotcb: %d bytes of ledger entries are waiting for the ledger to be "
+                    "writable; further entries are dropped until it is (%s)",
+                    self._held_bytes,
+                    self.path,
+                )
+            return False
+        self._held.append(data)
+        self._held_bytes += len(data)
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Write the entries held back by failed writes. True if none are left."""
+        if not self._held:
+            return True
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self.fsync == "always":
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write_held()
         except OSError as exc:
             reason = f"{exc.strerror or exc} ({self.path})"
             if self._failing != reason:
                 log.error(
                     "hotcb: cannot write the ledger: %s. Training continues; entries are "
-                    "dropped until the write succeeds again.",
+                    "kept in memory and written when the ledger can be written again.",
                     reason,
                 )
             self._failing = reason
             return False
-        if self._failing is not None:
-            log.warning("hotcb: ledger writes work again (%s)", self.path)
+        if self._failing is not None or self._dropped:
+            dropped = f"; {self._dropped} entries were dropped meanwhile" if self._dropped else ""
+            log.warning("hotcb: ledger writes work again (%s)%s", self.path, dropped)
             self._failing = None
+            self._dropped = 0
         return True
 
-    def _terminate_truncated_tail(self) -> None:
-        """End a crash-truncated last line so the next entry starts on a fresh line."""
+    def _write_held(self) -> None:
+        fd = open_regular(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
-            with open(self.path, "ab") as fh:
-                fh.write(b"\n")
-        except OSError:
-            pass
+            size = os.fstat(fd).st_size
+            while self._held:
+                data = self._held[0]
+                if self._check_tail and size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a crash or a failed write cut the last line
+                try:
+                    write_all(fd, data)
+                except OSError:
+                    try:  # take the part that was written out again
+                        os.ftruncate(fd, size)
+                    except OSError:
+                        self._check_tail = True
+                    raise
+                self._check_tail = False
+                size += len(data)
+                self._held_bytes -= len(self._held.popleft())
+            if self.fsync == "always":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_ledger(path: str | os.PathLike[str]) -> LedgerRead:

@@ -7,6 +7,7 @@
 ``hotcb.sources/<sha256>.py``  captured source of every ``python_file`` load
 ``hotcb.launch.json``          under Hydra: how the run was launched
 ``hotcb.stuck.json``           while a watched callback call is past its ``_timeout_``
+``hotcb.lock``                 held (``flock``) by the one kernel using the dir
 =============================  ==================================================
 
 Example:
@@ -21,12 +22,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# the file mode and the atomic writer live in hotcb.files; re-exported for existing imports
+from hotcb.files import FILE_MODE, write_private
 from hotcb.trust import make_private_dirs
 
 __all__ = [
     "COMMANDS_FILE",
+    "FILE_MODE",
     "LAUNCH_FILE",
     "LEDGER_FILE",
+    "LOCK_FILE",
     "SOURCES_DIR",
     "STATE_FILE",
     "STUCK_FILE",
@@ -42,9 +47,10 @@ SOURCES_DIR = "hotcb.sources"
 LAUNCH_FILE = "hotcb.launch.json"
 #: Written by the watchdog while a callback call runs past its ``_timeout_`` (hotcb.watchdog).
 STUCK_FILE = "hotcb.stuck.json"
+#: Locked by the kernel that owns the run dir; holds its pid and host.
+LOCK_FILE = "hotcb.lock"
 
 DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 
 class RunDir:
@@ -73,6 +79,10 @@ class RunDir:
         return self.path / STUCK_FILE
 
     @property
+    def lock(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
     def sources(self) -> Path:
         return self.path / SOURCES_DIR
 
@@ -93,21 +103,3 @@ class RunDir:
         except ValueError:
             return False
         return True
-
-
-def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``, readable by the owner only (0600).
-
-    Written to a temporary file beside it, then renamed: a reader sees the old file or
-    the new one, never a part.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)

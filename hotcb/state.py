@@ -1,6 +1,7 @@
 """``hotcb.state.json``: a snapshot of the live callback set, for the CLI.
 
-The training process rewrites it atomically (write a temp file, then ``rename``)
+The training process rewrites it atomically (write a temp file with an unpredictable
+name, created exclusively, then ``rename``; see :func:`hotcb.files.write_private`)
 whenever the callback set changes and at most every ``state_interval`` seconds
 otherwise, so ``hotcb status`` and the CLI's up-front validation never touch the
 training process and never see a half-written file.
@@ -28,8 +29,8 @@ import os
 import socket
 from typing import Any
 
+from hotcb.files import open_regular, write_private
 from hotcb.ledger import json_default
-from hotcb.rundir import write_private
 
 __all__ = ["HOSTNAME", "is_live", "read_state", "write_state"]
 
@@ -44,10 +45,11 @@ def write_state(path: str | os.PathLike[str], snapshot: dict[str, Any]) -> None:
 
 
 def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The last snapshot, or None if there is none (or it cannot be read)."""
+    """The last snapshot, or None if there is none (or it cannot be read, or is not a
+    regular file: a symlink or FIFO planted at its name is not followed)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as fh:
+            data = json.loads(fh.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -14,6 +14,8 @@ MODULES = [
     "hotcb.state",
     "hotcb.rundir",
     "hotcb.watchdog",
+    "hotcb.files",
+    "hotcb.runlock",
     "hotcb.desired",
     "hotcb.kernel",
     "hotcb.runs",

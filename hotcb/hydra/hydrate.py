@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from hotcb.files import write_private
 from hotcb.ops import CallbackTarget, CommandError, Op, check_id
 from hotcb.rundir import LAUNCH_FILE
 
@@ -217,10 +218,8 @@ def _record_launch(run_dir: Path) -> None:
     if str(hc.mode) == "RunMode.MULTIRUN":  # a sweep job: the sweep dir holds its siblings
         data["sweep_dir"] = str(Path(hc.runtime.cwd) / hc.sweep.dir)
         data["job_num"] = hc.job.num
-    try:
-        fd = os.open(run_dir / LAUNCH_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
+    try:  # never through a symlink planted at that name
+        write_private(run_dir / LAUNCH_FILE, json.dumps(data, indent=1).encode("utf-8"))
     except OSError as exc:
         log.warning("hotcb: cannot write %s: %s", run_dir / LAUNCH_FILE, exc)
 

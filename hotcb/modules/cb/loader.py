@@ -32,6 +32,7 @@ import importlib
 import inspect
 import os
 import re
+import stat
 import sys
 import traceback
 import types
@@ -40,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotcb.files import NotRegularFileError, open_regular, write_private
 from hotcb.modules.cb.protocol import HotCallback
 from hotcb.ops import CallbackTarget
-from hotcb.rundir import write_private
 from hotcb.trust import check_source_file
 
 __all__ = [
@@ -216,24 +217,36 @@ def read_source(path: str | os.PathLike[str]) -> SourceFile:
     refused = check_source_file(path)
     if refused:
         raise LoadError(refused)
+    real = os.path.realpath(path)  # a symlink the user made is followed here, explicitly
     try:
-        st = path.stat()
-        data = path.read_bytes()
+        fd = open_regular(real, os.O_RDONLY)  # a FIFO is refused, not waited on
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
     except FileNotFoundError:
         raise LoadError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise LoadError(f"{path} is a directory, not a .py file") from None
+    except NotRegularFileError as exc:
+        via = f" (reached from {path})" if real != str(path) else ""
+        raise LoadError(f"{exc}{via}; a callback must be a regular .py file") from None
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror}") from None
     return SourceFile(path, data, sha256_bytes(data), (st.st_mtime_ns, st.st_size))
 
 
 def capture_source(sources_dir: Path, data: bytes, sha256: str | None = None) -> Path:
-    """Store ``data`` as ``<sources_dir>/<sha256>.py`` (owner-only, written atomically)."""
+    """Store ``data`` as ``<sources_dir>/<sha256>.py`` (owner-only, written atomically).
+
+    A regular file already there has those bytes (it is named by their hash) and is kept;
+    anything else at that name (a planted symlink) is replaced, never written through.
+    """
     sha = sha256 or sha256_bytes(data)
     captured = sources_dir / f"{sha}.py"
-    if not captured.exists():
-        write_private(captured, data)
+    try:
+        if stat.S_ISREG(os.lstat(captured).st_mode):
+            return captured
+    except FileNotFoundError:
+        pass
+    write_private(captured, data)
     return captured
 
 

@@ -1,0 +1,147 @@
+"""How hotcb opens and writes files: regular files only, never through a symlink.
+
+A run dir may be writable by others (a Hydra output dir made under ``umask 000``), and a
+command file, a desired-state YAML or a ``.py`` callback may be a FIFO or a device by
+mistake. So every file hotcb opens goes through :func:`open_regular`, which
+
+* opens with ``O_NOFOLLOW`` (a symlink planted at a file's name is refused, not followed),
+  ``O_NONBLOCK`` (opening a FIFO cannot hang the training process) and ``O_CLOEXEC``;
+* refuses anything that is not a regular file, with a message naming the path and what
+  it is, as a :class:`NotRegularFileError` (an ``OSError``, so callers that already
+  handle I/O errors report it);
+* then clears ``O_NONBLOCK``, so the regular file behaves as usual.
+
+:func:`write_private` replaces a file atomically: a temporary file with an unpredictable
+name, created with ``O_EXCL | O_NOFOLLOW`` (nothing planted at that name is ever written
+through), mode :data:`FILE_MODE`, renamed over the target. :func:`write_all` is the one
+loop that finishes a short ``write(2)``.
+
+Example:
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> write_private(os.path.join(d, "state.json"), b"{}")
+    >>> fd = open_regular(os.path.join(d, "state.json"), os.O_RDONLY)
+    >>> os.read(fd, 10), oct(os.fstat(fd).st_mode & 0o777)
+    (b'{}', '0o600')
+    >>> os.close(fd)
+    >>> os.symlink(os.path.join(d, "state.json"), os.path.join(d, "link"))
+    >>> open_regular(os.path.join(d, "link"), os.O_RDONLY)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hotcb.files.NotRegularFileError: refusing .../link: it is a symbolic link, not a regular file (...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import stat
+from pathlib import Path
+
+__all__ = ["FILE_MODE", "NotRegularFileError", "open_regular", "write_all", "write_private"]
+
+#: Mode of every file hotcb creates: readable and writable by its owner only.
+FILE_MODE = 0o600
+
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+
+class NotRegularFileError(OSError):
+    """A path that hotcb would open is a symlink, FIFO, directory, device or socket."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message names the path and what to do
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _refusal(path: str | os.PathLike[str], mode: int) -> NotRegularFileError:
+    kind = _kind(mode)
+    hint = (
+        "hotcb never follows a symlink here; replace it with the file itself"
+        if stat.S_ISLNK(mode)
+        else "hotcb reads and writes regular files only; replace it with one"
+    )
+    return NotRegularFileError(
+        errno.EINVAL if not stat.S_ISLNK(mode) else errno.ELOOP,
+        f"refusing {os.fspath(path)}: it is {kind}, not a regular file ({hint})",
+    )
+
+
+def open_regular(path: str | os.PathLike[str], flags: int, mode: int = FILE_MODE) -> int:
+    """Open ``path`` (``os.open`` flags) as a regular file without following a symlink.
+
+    Returns a blocking file descriptor. Raises :class:`NotRegularFileError` if ``path``
+    is a symlink, FIFO, directory, device or socket (opening a FIFO never blocks), and
+    any other ``OSError`` as ``os.open`` would (``FileNotFoundError``, ...).
+    """
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS, mode)
+    except OSError as exc:
+        # ELOOP: a symlink under O_NOFOLLOW; ENXIO: a FIFO opened for writing with no
+        # reader; EISDIR: a directory opened for writing
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            try:
+                st = os.lstat(path)
+            except OSError:
+                raise exc from None
+            if not stat.S_ISREG(st.st_mode):
+                raise _refusal(path, st.st_mode) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refusal(path, st.st_mode)
+        # F_SETFL takes only the status flags (O_APPEND, O_NONBLOCK, ...) from these
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _OPEN_FLAGS) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, continuing after a short ``write(2)``.
+
+    Raises the ``OSError`` of the write that failed (part of ``data`` may be written).
+    """
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``, readable by the owner only (0600).
+
+    Written to a temporary file beside it (an unpredictable name, created exclusively,
+    never through a symlink), then renamed over ``path``: a reader sees the old file or
+    the new one, never a part, and a symlink at ``path`` is replaced, not followed.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    fd = open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
