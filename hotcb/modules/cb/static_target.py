@@ -72,8 +72,10 @@ class _Thing:
     module: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Module:
+    """A module as found on disk, parsed but never run."""
+
     name: str
     tree: ast.Module | None  # None: no Python source (see ``native``)
     locations: list[str] = field(default_factory=list)  # a package's submodule dirs
