@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
@@ -219,6 +218,7 @@ def _send(
     *,
     check_id: str | None = None,
     force: bool = False,
+    note: str = "",
 ) -> None:
     """Queue one command to the run, or with ``--sweep`` to every live job of the sweep."""
     _check_reserved(data)
@@ -228,11 +228,10 @@ def _send(
         refused = _not_writable(rd.path)
         if refused is not None:
             _fail(refused)
-        note = ""
         if check_id is not None:
             _check_id(rd, check_id, force)
         elif data["op"] == "load" and data["id"] in (_known_ids(rd) or {}):
-            note = f" (replaces the loaded {data['id']!r})"
+            note = f" (replaces the loaded {data['id']!r}){note}"
         _queue(rd, data, as_json, note)
         return
     _send_to_sweep(sweep, data, as_json, check_id=check_id, force=force)
@@ -312,34 +311,43 @@ def _assignments(items: Sequence[str], what: str) -> dict[str, Any]:
         _fail(f"{what}: {exc}")
 
 
-def _check_python_file(path: Path, symbol: str) -> None:
-    """Compile (never run) the file and check that it defines ``symbol`` at top level."""
-    if not path.is_file():
-        _fail(f"file not found: {path}")
-    refused = check_source_file(path)
-    if refused is not None:
-        _fail(refused)
-    try:
-        source = path.read_bytes()
-        tree = ast.parse(source, filename=str(path))
-    except SyntaxError as exc:
-        col = f", column {exc.offset}" if exc.offset else ""
-        _fail(f"syntax error in {path} line {exc.lineno}{col}: {exc.msg}")
-    except (OSError, ValueError) as exc:
-        _fail(f"cannot read {path}: {exc}")
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            names.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names += [t.id for t in targets if isinstance(t, ast.Name)]
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names += [(a.asname or a.name).split(".")[0] for a in node.names]
-    if symbol not in names:
-        classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
-        hint = f" (classes there: {', '.join(classes)})" if classes else ""
-        _fail(f"{path} defines no top-level {symbol!r}{hint}")
+def _allowed_factories(ctx: _Ctx) -> list[str]:
+    """The ``allowed_factories`` of the run (or of the sweep's jobs), from their state."""
+    sweep = ctx.sweep_dir()
+    if sweep is not None:
+        from hotcb.sweep import sweep_jobs
+
+        states: list[Any] = [job.state for job in sweep_jobs(sweep)]
+    else:
+        states = [read_state(ctx.run_dir(read_only=False).state)]
+    allowed = [s.get("allowed_factories") for s in states if isinstance(s, dict)]
+    return [name for names in allowed if isinstance(names, list) for name in names]
+
+
+def _check_target(ctx: _Ctx, target: dict[str, str]) -> str:
+    """Refuse a target that provably breaks the target rule, reading its source only
+    (the CLI never imports the user's module). Returns a note when it cannot tell."""
+    from hotcb.modules.cb.static_target import check_file_target, check_module_target
+
+    allowed = _allowed_factories(ctx)
+    path, symbol = target["path"], target["symbol"]
+    if target["kind"] == "module":
+        verdict = check_module_target(path, symbol, allowed_factories=allowed)
+    else:
+        if not Path(path).is_file():
+            _fail(f"file not found: {path}")
+        try:
+            verdict = check_file_target(path, symbol, allowed_factories=allowed)
+        except SyntaxError as exc:
+            col = f", column {exc.offset}" if exc.offset else ""
+            _fail(f"syntax error in {path} line {exc.lineno}{col}: {exc.msg}")
+        except (OSError, ValueError) as exc:
+            _fail(f"cannot read {path}: {exc}")
+    if verdict.verdict == "refused":
+        _fail(f"{verdict.reason}; nothing was queued")
+    if verdict.verdict == "unknown":
+        return f" (not checked here: {verdict.reason}; the run checks it before calling it)"
+    return ""
 
 
 @cb.command("load")
@@ -350,7 +358,9 @@ def _check_python_file(path: Path, symbol: str) -> None:
 @click.option(
     "--file", "file_path", metavar="FILE.py", help="A .py file defining the callback class."
 )
-@click.option("--symbol", required=True, metavar="NAME", help="The class (or factory) name.")
+@click.option(
+    "--symbol", required=True, metavar="NAME", help="The callback class (or marked factory)."
+)
 @click.option(
     "--init", "init", multiple=True, metavar="K=V", help="Constructor kwarg (repeatable)."
 )
@@ -370,7 +380,11 @@ def _check_python_file(path: Path, symbol: str) -> None:
     "(the reserved init key _timeout_; see docs/reliability.md).",
 )
 @click.option("--disabled", is_flag=True, help="Load it but leave it disabled.")
-@click.option("--force", is_flag=True, help="Skip the up-front checks of the file.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Skip the up-front check of the target (the run still checks it before calling it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")
 @pass_ctx
 def cb_load(
@@ -388,6 +402,10 @@ def cb_load(
 ) -> None:
     """Load (or replace) callback ID from a module (--path) or a .py file (--file).
 
+    The target must be a class with handle() and set_params(), or a factory marked with
+    @hot_factory (docs/protocol.md). That is checked here, from the source, before
+    anything is queued; the module is never imported here.
+
     \b
     hotcb cb load timing --path hotcb.modules.cb.callbacks.timing --symbol TimingCallback
     hotcb cb load feat_viz --file viz.py --symbol FeatureViz --init every=50
@@ -397,18 +415,19 @@ def cb_load(
     if file_path is not None:
         resolved = Path(file_path).expanduser().resolve()
         if not force:  # checked as given: the trust check walks its symlinks itself
-            _check_python_file(Path(file_path).expanduser().absolute(), symbol)
+            refused = check_source_file(Path(file_path).expanduser().absolute())
+            if refused is not None:
+                _fail(refused)
         target = {"kind": "python_file", "path": str(resolved), "symbol": symbol}
     else:
-        from hotcb.modules.cb.loader import is_blocked_target
-
         assert module_path is not None
-        if is_blocked_target(f"{module_path}.{symbol}") or is_blocked_target(module_path + "."):
-            _fail(
-                f"target {module_path}.{symbol} is refused: it could run programs or arbitrary code"
-            )
         target = {"kind": "module", "path": module_path, "symbol": symbol}
     data: dict[str, Any] = {"op": "load", "id": cb_id, "target": target}
+    try:
+        Op.from_dict(data)  # a bad id or symbol is reported before the target is looked at
+    except CommandError as exc:
+        _fail(str(exc))
+    note = "" if force else _check_target(ctx, target)
     if init:
         data["init"] = _assignments(init, "--init")
     if params:
@@ -419,7 +438,7 @@ def cb_load(
         data.setdefault("init", {})[TIMEOUT_KEY] = timeout
     if disabled:
         data["enabled"] = False
-    _send(ctx, data, as_json)
+    _send(ctx, data, as_json, note=note)
 
 
 def _set(ctx: _Ctx, cb_id: str, assignments: tuple[str, ...], force: bool, as_json: bool) -> None:

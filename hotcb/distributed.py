@@ -156,7 +156,10 @@ class DistributedHotKernel:
             self._leader = None
             self._tmp = Path(tempfile.mkdtemp(prefix=f"hotcb-rank{self.rank}-"))
             self.controller = HotController(
-                auto_disable_on_error=auto_disable, sources_dir=self._tmp, rank=self.rank
+                auto_disable_on_error=auto_disable,
+                sources_dir=self._tmp,
+                rank=self.rank,
+                allowed_factories=kernel_kwargs.get("allowed_factories", ()),
             )
             self.controller.bind(self._follower_record, None)
             self.modules = {"cb": CallbackModule(self.controller)}

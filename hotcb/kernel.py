@@ -107,6 +107,11 @@ class HotKernel:
         register: list this run in the user's live-run registry so ``hotcb`` finds it
             without ``--dir`` (default True).
         resume: replay an existing ledger in ``run_dir`` before the first step.
+        allowed_factories: target names (``package.module.function``) of factories that
+            may be loaded although not marked with
+            :func:`~hotcb.modules.cb.protocol.hot_factory` (code you cannot decorate).
+            Every other target must be a class with ``handle`` and ``set_params``, or a
+            marked factory (docs/protocol.md).
 
     Raises :class:`~hotcb.runlock.RunDirBusy` if another kernel holds ``run_dir``.
     """
@@ -124,9 +129,17 @@ class HotKernel:
         modules: Mapping[str, KernelModule] | None = None,
         register: bool = True,
         resume: bool = True,
+        allowed_factories: Sequence[str] = (),
     ) -> None:
         if poll_interval < 0:
             raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
+        if isinstance(allowed_factories, str) or not all(
+            isinstance(name, str) for name in allowed_factories
+        ):
+            raise ValueError(
+                f"allowed_factories must be a list of target names, got {allowed_factories!r}"
+            )
+        self.allowed_factories = frozenset(allowed_factories)
         self.run_dir = RunDir(run_dir).ensure()
         self._lock = RunDirLock.acquire(self.run_dir.lock)
         try:
@@ -636,6 +649,7 @@ class HotKernel:
             "callbacks": cb.status() if cb is not None else {},
             "modules": sorted(self.modules),
             "warnings": list(self.warnings),
+            "allowed_factories": sorted(self.allowed_factories),
         }
 
     def _write_state(self) -> None:

@@ -26,6 +26,8 @@ MODULES = [
     "hotcb.modules.cb.protocol",
     "hotcb.modules.cb.params",
     "hotcb.modules.cb.loader",
+    "hotcb.modules.cb.static_target",
+    "hotcb.interrupts",
     "hotcb.modules.cb.controller",
     "hotcb.modules.cb.module",
     "hotcb.modules.cb.callbacks.emit",

@@ -14,7 +14,12 @@ Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
 
 Other keys are constructor kwargs, checked against the constructor's signature.
 Kernel settings may sit beside ``callbacks``: ``poll_interval``, ``auto_disable_on_error``,
-``fsync``, ``state_interval``, ``run_dir``.
+``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``.
+
+A ``_target_`` must name a class with ``handle`` and ``set_params``, or a factory marked
+with ``@hot_factory`` or listed in ``hotcb.allowed_factories`` (the target rule, checked
+before anything is called). Any other target (``timeit.timeit``, ``io.open``, ...) fails
+the start with :class:`HydrationError` (``strict=False``: the run starts without it).
 
 Example:
     >>> from omegaconf import OmegaConf
@@ -60,7 +65,14 @@ log = logging.getLogger("hotcb")
 #: Reserved node key: ``_enabled_: false`` keeps a callback loaded but disabled.
 ENABLED_KEY = "_enabled_"
 #: Keys of the ``hotcb`` node that configure the kernel.
-KERNEL_KEYS = ("poll_interval", "auto_disable_on_error", "fsync", "state_interval", "sync_every")
+KERNEL_KEYS = (
+    "poll_interval",
+    "auto_disable_on_error",
+    "fsync",
+    "state_interval",
+    "sync_every",
+    "allowed_factories",
+)
 #: Hydra's instantiate keys that make no sense for a hot callback.
 _UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")
 
@@ -240,7 +252,9 @@ def kernel_from_config(
     Each callback is applied at step 0 and recorded in the ledger with
     ``source: config``. With ``strict`` (default) a callback that fails to load raises
     :class:`HydrationError` before training starts (the failure is in the ledger too);
-    otherwise it is logged and the run goes on without it. A resumed run (an existing
+    otherwise it is logged and the run goes on without it. A ``_target_`` that breaks the
+    target rule (not a class with ``handle`` and ``set_params`` nor a marked or allowed
+    factory) is such a failure, refused before anything calls it. A resumed run (an existing
     ledger in ``run_dir``) keeps the state it rebuilt from the ledger instead.
     """
     from hotcb.distributed import DistributedHotKernel, distributed_world
@@ -249,6 +263,12 @@ def kernel_from_config(
     node = _node(cfg)
     ops = ops_from_config(cfg)
     settings = {k: node[k] for k in KERNEL_KEYS if node.get(k) is not None}
+    allowed = settings.get("allowed_factories", [])
+    if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
+        raise HydrationError(
+            f"hotcb.allowed_factories must be a list of target names "
+            f"(package.module.function), got {allowed!r}"
+        )
     settings.update(kernel_kwargs)
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
     world = distributed_world()

@@ -31,16 +31,17 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hotcb.modules.cb.loader import LoadError, instantiate, resolve
+from hotcb import interrupts
+from hotcb.interrupts import is_user_interrupt
+from hotcb.modules.cb.loader import LoadError, Resolved, describe_exception, instantiate, resolve
 from hotcb.modules.cb.protocol import RANK_ZERO_ONLY_KEY, Env, HotCallback, is_rank_zero_only
 from hotcb.ops import CallbackTarget, Op
 from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
@@ -117,8 +118,15 @@ class HotController:
             (``callbacks: {id: {target: {kind, path, symbol}, init, params, enabled}}``),
             re-read whenever it changes and reconciled idempotently.
         commands_path: standalone only: the JSONL command file to follow.
-        auto_disable_on_error: disable a callback whose ``handle`` raises (default True);
-            when False the error is logged and the callback keeps being called.
+        auto_disable_on_error: disable a callback whose ``handle`` (or ``on_attach``) raises
+            (default True); when False the error is logged and the callback keeps being
+            called. Anything it raises counts, ``SystemExit`` and ``KeyboardInterrupt``
+            included; only the user's own Ctrl-C stops training (see
+            :mod:`hotcb.interrupts`).
+        allowed_factories: target names (``package.module.function``, or
+            ``path/to/file.py:function``) of unmarked factories that may be loaded, e.g.
+            from code you cannot decorate with
+            :func:`~hotcb.modules.cb.protocol.hot_factory`. Keep it short.
         sources_dir: where ``python_file`` sources are captured (the kernel sets this).
         rank: this process's rank; on a rank other than 0, callbacks that are rank-zero-only
             (see :func:`~hotcb.modules.cb.protocol.is_rank_zero_only`) are loaded and kept in
@@ -136,8 +144,10 @@ class HotController:
         sources_dir: str | os.PathLike[str] | None = None,
         poll_interval: float = 0.05,
         rank: int = 0,
+        allowed_factories: Collection[str] = (),
     ) -> None:
         self.auto_disable_on_error = auto_disable_on_error
+        self.allowed_factories: frozenset[str] = frozenset(allowed_factories)
         self.rank = rank
         self.sources_dir = Path(sources_dir) if sources_dir is not None else None
         self._slots: dict[str, _Slot] = {}
@@ -153,6 +163,7 @@ class HotController:
         self._watchdog: Watchdog | None = None
         #: where the watchdog publishes stuck calls (the kernel's run dir sets it)
         self.stuck_path: Path | None = None
+        self._marks_sigint = interrupts.install()
         if config_path is not None or commands_path is not None:
             self._kernel = self._standalone_kernel(config_path, commands_path, poll_interval)
 
@@ -206,7 +217,9 @@ class HotController:
             for handle in handles:
                 try:
                     handle(event, env)
-                except Exception as exc:
+                except BaseException as exc:  # SystemExit too: only Ctrl-C stops training
+                    if is_user_interrupt(exc):
+                        raise
                     self._handle_failed(self._handle_ids[handle], event, env, exc)
 
     def _rebuild(self) -> None:
@@ -261,10 +274,7 @@ class HotController:
             f" (re-enable with: hotcb cb enable {watch.id})" if disable else ""
         )
         log.error("%s", message)
-        sink = env.get("log")
-        if callable(sink):
-            with contextlib.suppress(Exception):
-                sink(message)
+        _tell(env, message)
         if self._record is not None:
             self._record(
                 op="stuck",
@@ -300,19 +310,20 @@ class HotController:
             slot = self._slots.get(cb_id)
             if slot is None or not slot.enabled:
                 continue
-            on_attach = getattr(slot.instance, "on_attach", None)
-            if on_attach is None:
-                continue
             try:
-                on_attach(env)
-            except Exception as exc:
+                on_attach = getattr(slot.instance, "on_attach", None)
+                if on_attach is not None:
+                    on_attach(env)
+            except BaseException as exc:
+                if is_user_interrupt(exc):
+                    raise
                 self._handle_failed(cb_id, "on_attach", env, exc)
 
-    def _handle_failed(self, cb_id: str, event: str, env: Env, exc: Exception) -> None:
+    def _handle_failed(self, cb_id: str, event: str, env: Env, exc: BaseException) -> None:
         slot = self._slots.get(cb_id)
         if slot is None:
             return
-        summary = f"{type(exc).__name__}: {exc} (in {event})"
+        summary = f"{describe_exception(exc)} (in {event})"
         slot.error = summary
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         action = "auto-disabled" if self.auto_disable_on_error else "still enabled"
@@ -321,10 +332,7 @@ class HotController:
             + (f" (re-enable with: hotcb cb enable {cb_id})" if self.auto_disable_on_error else "")
         )
         log.error("%s\n%s", message, tb.rstrip())
-        sink = env.get("log")
-        if callable(sink):
-            with contextlib.suppress(Exception):
-                sink(f"{message}: {summary}")
+        _tell(env, f"{message}: {summary}")
         if self.auto_disable_on_error and slot.enabled:
             slot.enabled = False
             self._rebuild()
@@ -371,14 +379,16 @@ class HotController:
             if not captured.exists():
                 raise LoadError(f"captured source {captured} is missing; cannot replay {op.id!r}")
             source = CallbackTarget("python_file", str(captured), source.symbol)
-        resolved = resolve(source, sources_dir=self.sources_dir)
+        resolved = self._resolve(source)
         init, rank_zero = _split_reserved(op.init)
         params, rank_zero_set = _split_reserved(op.params)
         instance = instantiate(resolved.factory, op.id, init)
         if params:
             try:
                 instance.set_params(**params)
-            except Exception as exc:
+            except BaseException as exc:
+                if is_user_interrupt(exc):
+                    raise
                 _close_quietly(instance)
                 return OpResult(
                     "failed", f"set_params on new {op.id!r} raised {type(exc).__name__}: {exc}"
@@ -405,13 +415,20 @@ class HotController:
             details["sha256"] = resolved.sha256
         return OpResult("applied", details=details)
 
+    def _resolve(self, target: CallbackTarget) -> Resolved:
+        return resolve(
+            target, sources_dir=self.sources_dir, allowed_factories=self.allowed_factories
+        )
+
     def _op_set(self, op: Op) -> OpResult:
         slot = self._slots[op.id]
         params, rank_zero = _split_reserved(op.params)
         try:
             if params:
                 slot.instance.set_params(**params)
-        except Exception as exc:
+        except BaseException as exc:
+            if is_user_interrupt(exc):
+                raise
             return OpResult(
                 "failed",
                 f"{op.id}.set_params({_kwargs(op.params)}) raised {type(exc).__name__}: {exc}; "
@@ -474,14 +491,16 @@ class HotController:
     def _reload(self, slot: _Slot, env: Env) -> bool:
         previous_sha = slot.sha256
         try:
-            resolved = resolve(slot.target, sources_dir=self.sources_dir)
+            resolved = self._resolve(slot.target)
             if resolved.sha256 == previous_sha:
                 return False
             instance = instantiate(resolved.factory, slot.id, _split_reserved(slot.init)[0])
             params = _split_reserved(slot.params)[0]
             if params:
                 instance.set_params(**params)
-        except Exception as exc:
+        except BaseException as exc:
+            if is_user_interrupt(exc):
+                raise
             error = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
             log.error(
                 "hotcb: reloading %r from %s failed; the previous version keeps running: %s",
@@ -595,6 +614,9 @@ class HotController:
         if self._watchdog is not None:
             self._watchdog.close()
             self._watchdog = None
+        if self._marks_sigint:
+            self._marks_sigint = False
+            interrupts.release()
 
 
 def _file_signature(target: CallbackTarget) -> tuple[int, int] | None:
@@ -605,14 +627,33 @@ def _file_signature(target: CallbackTarget) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
+def _tell(env: Env, message: str) -> None:
+    """Show ``message`` through the loop's ``env["log"]`` sink, if it has one (a sink that
+    raises is ignored: it is user code too)."""
+    sink = env.get("log")
+    if callable(sink):
+        try:
+            sink(message)
+        except BaseException as exc:
+            if is_user_interrupt(exc):
+                raise
+
+
 def _close_quietly(instance: Any) -> None:
-    close = getattr(instance, "close", None)
-    if close is None:
-        return
+    """Call the callback's ``close()``, if it has one; anything it raises (``SystemExit``
+    too) is logged, except the user's Ctrl-C."""
     try:
-        close()
-    except Exception:
-        log.exception("hotcb: close() of callback %r raised", getattr(instance, "id", instance))
+        close = getattr(instance, "close", None)
+        if close is not None:
+            close()
+    except BaseException as exc:
+        if is_user_interrupt(exc):
+            raise
+        log.error(
+            "hotcb: close() of callback %r raised",
+            getattr(instance, "id", "?"),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
 
 def _split_reserved(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool | None]:

@@ -1,11 +1,19 @@
 """Resolve a :class:`~hotcb.ops.CallbackTarget` to a class and build a callback from it.
 
+The target rule, decided from what the target *is*, before anything calls it
+(:func:`check_target`): a target must be a class that has ``handle`` and ``set_params``
+(on the class or a base class), or a factory marked with
+:func:`~hotcb.modules.cb.protocol.hot_factory`, or one named in ``allowed_factories``.
+Anything else (a function, a value, a class without ``set_params``) is refused with what
+it is and what to do. Every call into user code here (import, ``__init__``) catches
+``BaseException``: only the user's own Ctrl-C gets through (see :mod:`hotcb.interrupts`).
+
 Two kinds of target:
 
 * ``module``: ``importlib.import_module(path)``, then ``getattr(module, symbol)``.
-  Targets that would hand config data a way to run programs or arbitrary code
-  (``os.system``, ``subprocess.*``, ``builtins.exec`` / ``eval``, ...) are refused,
-  as hydra-core 1.3.4+ refuses them for ``_target_``.
+  Modules whose callables run programs or arbitrary code (``os``, ``subprocess``,
+  ``builtins.exec`` / ``eval``, ...) are refused before the import, as hydra-core 1.3.4+
+  refuses them for ``_target_``: defence in depth, the rule above is the gate.
 * ``python_file``: the file's bytes are read once, hashed (sha256), captured to
   ``hotcb.sources/<sha256>.py`` in the run dir, compiled with the original file name
   (tracebacks point at the user's file) and executed as a fresh module. A file whose
@@ -22,6 +30,10 @@ Example:
     >>> cb = instantiate(factory, "hb", {"every": 5})
     >>> cb.id, cb.every
     ('hb', 5)
+    >>> resolve(CallbackTarget("module", "timeit", "timeit"))
+    Traceback (most recent call last):
+    ...
+    hotcb.modules.cb.loader.LoadError: target 'timeit.timeit' is a function, not a hot callback: ...
 """
 
 from __future__ import annotations
@@ -36,13 +48,14 @@ import stat
 import sys
 import traceback
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hotcb.files import NotRegularFileError, open_regular, write_private
-from hotcb.modules.cb.protocol import HotCallback
+from hotcb.interrupts import is_user_interrupt
+from hotcb.modules.cb.protocol import PROTOCOL_METHODS, HotCallback, is_hot_factory
 from hotcb.ops import CallbackTarget
 from hotcb.trust import check_source_file
 
@@ -50,9 +63,14 @@ __all__ = [
     "LoadError",
     "Resolved",
     "SourceFile",
+    "blocked_message",
     "capture_source",
+    "check_target",
+    "describe_exception",
+    "describe_target",
     "instantiate",
     "is_blocked_target",
+    "not_a_callback",
     "read_source",
     "resolve",
     "sha256_bytes",
@@ -61,7 +79,19 @@ __all__ = [
 _SHA_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 #: Modules whose callables run programs, replace the process, or evaluate code.
-_BLOCKED_MODULES = ("subprocess", "pty", "os", "posix", "nt", "shutil", "ctypes", "runpy", "code")
+_BLOCKED_MODULES = (
+    "subprocess",
+    "pty",
+    "os",
+    "posix",
+    "nt",
+    "shutil",
+    "ctypes",
+    "runpy",
+    "code",
+    "webbrowser",
+    "antigravity",  # opens a web browser when imported
+)
 #: Exact dotted names (after following re-exports) that are refused.
 _BLOCKED_NAMES = frozenset(
     {
@@ -135,22 +165,33 @@ def _blocked_identity(obj: Any) -> str | None:
     return None
 
 
-def _refuse(dotted: str) -> LoadError:
-    return LoadError(
+def blocked_message(dotted: str) -> str:
+    """The one-line refusal of a target :func:`is_blocked_target` blocks."""
+    return (
         f"target {dotted!r} is refused: it would let a command run programs or arbitrary code "
         "(hotcb blocks the same targets as Hydra's instantiate). Wrap what you need in a "
         "callback class and load that instead."
     )
 
 
-def resolve(target: CallbackTarget, *, sources_dir: Path | None = None) -> Resolved:
-    """Find the class (or factory) a target names. Raises :class:`LoadError`."""
+def _refuse(dotted: str) -> LoadError:
+    return LoadError(blocked_message(dotted))
+
+
+def resolve(
+    target: CallbackTarget,
+    *,
+    sources_dir: Path | None = None,
+    allowed_factories: Collection[str] = (),
+) -> Resolved:
+    """Find the class (or marked factory) a target names, and check it against the target
+    rule (:func:`check_target`) without calling it. Raises :class:`LoadError`."""
     if target.kind == "module":
-        return Resolved(factory=_resolve_module(target))
-    return _resolve_file(target, sources_dir)
+        return Resolved(factory=_resolve_module(target, allowed_factories))
+    return _resolve_file(target, sources_dir, allowed_factories)
 
 
-def _resolve_module(target: CallbackTarget) -> Callable[..., Any]:
+def _resolve_module(target: CallbackTarget, allowed: Collection[str]) -> Callable[..., Any]:
     dotted = f"{target.path}.{target.symbol}"
     if is_blocked_target(dotted) or is_blocked_target(target.path + "."):
         raise _refuse(dotted)
@@ -163,14 +204,21 @@ def _resolve_module(target: CallbackTarget) -> Callable[..., Any]:
                 "Check the dotted path, or that the package is installed in the training "
                 "environment."
             ) from None
-        raise LoadError(f"importing {target.path!r} failed: {_describe(exc)}") from None
-    except Exception as exc:
-        raise LoadError(f"importing {target.path!r} failed: {_describe(exc)}") from None
-    return _get_symbol(module, target, where=f"module {target.path!r}")
+        raise LoadError(f"importing {target.path!r} failed: {describe_exception(exc)}") from None
+    except BaseException as exc:  # SystemExit in an imported module must not end training
+        if is_user_interrupt(exc):
+            raise
+        raise LoadError(f"importing {target.path!r} failed: {describe_exception(exc)}") from None
+    return _get_symbol(module, target, dotted, allowed, where=f"module {target.path!r}")
 
 
 def _get_symbol(
-    module: types.ModuleType, target: CallbackTarget, *, where: str
+    module: types.ModuleType,
+    target: CallbackTarget,
+    dotted: str,
+    allowed: Collection[str],
+    *,
+    where: str,
 ) -> Callable[..., Any]:
     try:
         obj = getattr(module, target.symbol)
@@ -180,14 +228,94 @@ def _get_symbol(
         )
         hint = f" (classes there: {', '.join(names[:12])})" if names else ""
         raise LoadError(f"{where} has no attribute {target.symbol!r}{hint}") from None
+    except BaseException as exc:  # a module __getattr__ that raises
+        if is_user_interrupt(exc):
+            raise
+        raise LoadError(
+            f"{where}: getting {target.symbol!r} raised {describe_exception(exc)}"
+        ) from None
     blocked = _blocked_identity(obj)
     if blocked is not None:
         raise _refuse(blocked)
-    if not callable(obj):
-        raise LoadError(
-            f"{where}: {target.symbol!r} is a {type(obj).__name__}, not a class or factory"
-        )
+    check_target(obj, dotted, allowed)
     return obj
+
+
+def describe_target(obj: object) -> str:
+    """What ``obj`` is, in the words of a refusal (its code is not run).
+
+    >>> import timeit, io
+    >>> describe_target(timeit.timeit), describe_target(io.open), describe_target(1.5)
+    ('a function', 'a built-in function', 'a float')
+    >>> class Half:
+    ...     def handle(self, event, env): ...
+    >>> describe_target(Half)
+    'a class without set_params()'
+    """
+    if isinstance(obj, type):
+        missing = _missing_methods(obj)
+        if missing:
+            return f"a class without {' and '.join(m + '()' for m in missing)}"
+        return "a hot callback class"
+    if inspect.isbuiltin(obj):
+        return "a built-in function"
+    if inspect.isfunction(obj):
+        return "a function"
+    if inspect.ismethod(obj):
+        return "a method"
+    if inspect.ismodule(obj):
+        return "a module"
+    name = type(obj).__name__
+    kind = f"callable {name} object" if callable(obj) else name
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _missing_methods(cls: type) -> list[str]:
+    """The protocol methods ``cls`` (or a base class) does not define, looked up without
+    running any of its code (no metaclass ``__getattr__``, no descriptors)."""
+    missing = []
+    for name in PROTOCOL_METHODS:
+        member = inspect.getattr_static(cls, name, None)
+        if not (callable(member) or isinstance(member, (staticmethod, classmethod))):
+            missing.append(name)
+    return missing
+
+
+def not_a_callback(dotted: str, what: str) -> str:
+    """The one-line refusal of a target that breaks the target rule.
+
+    >>> not_a_callback("timeit.timeit", "a function")[:60]
+    "target 'timeit.timeit' is a function, not a hot callback: ho"
+    """
+    return (
+        f"target {dotted!r} is {what}, not a hot callback: hotcb loads a class with "
+        "handle() and set_params(), or a factory marked with @hot_factory (from "
+        "hotcb.modules.cb) or listed in allowed_factories; see docs/protocol.md"
+    )
+
+
+def check_target(obj: object, dotted: str, allowed_factories: Collection[str] = ()) -> None:
+    """Enforce the target rule on ``obj`` (named ``dotted``) before anything calls it.
+
+    Accepted: a class with callable ``handle`` and ``set_params`` (checked on the class,
+    inherited ones included), or anything marked with
+    :func:`~hotcb.modules.cb.protocol.hot_factory`, or a factory whose target name is in
+    ``allowed_factories``. Raises :class:`LoadError` saying what ``obj`` is otherwise.
+
+    >>> from hotcb.modules.cb.callbacks.timing import TimingCallback
+    >>> check_target(TimingCallback, "hotcb.modules.cb.callbacks.timing.TimingCallback")
+    >>> import timeit
+    >>> check_target(timeit.timeit, "timeit.timeit", allowed_factories=["timeit.timeit"])
+    >>> check_target(print, "builtins.print")
+    Traceback (most recent call last):
+    ...
+    hotcb.modules.cb.loader.LoadError: target 'builtins.print' is a built-in function, not a hot callback: ...
+    """
+    if isinstance(obj, type) and not _missing_methods(obj):
+        return
+    if is_hot_factory(obj) or (dotted in allowed_factories and callable(obj)):
+        return
+    raise LoadError(f"{not_a_callback(dotted, describe_target(obj))}; it was not called")
 
 
 @dataclass(frozen=True)
@@ -250,7 +378,9 @@ def capture_source(sources_dir: Path, data: bytes, sha256: str | None = None) ->
     return captured
 
 
-def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
+def _resolve_file(
+    target: CallbackTarget, sources_dir: Path | None, allowed: Collection[str]
+) -> Resolved:
     source = read_source(target.path)
     path, data, sha, sig = source.path, source.data, source.sha256, source.signature
     if _SHA_NAME.match(path.stem) and path.stem != sha:
@@ -277,14 +407,14 @@ def _resolve_file(target: CallbackTarget, sources_dir: Path | None) -> Resolved:
     sys.modules[mod_name] = module  # dataclasses, pickling and typing look modules up here
     try:
         exec(code, module.__dict__)
-    except KeyboardInterrupt:
-        sys.modules.pop(mod_name, None)
-        raise
     except BaseException as exc:  # SystemExit in a user file must not end training
         sys.modules.pop(mod_name, None)
+        if is_user_interrupt(exc):
+            raise
         line = _line_in(exc, filename)
-        raise LoadError(f"running {filename}{line} failed: {_describe(exc)}") from None
-    factory = _get_symbol(module, target, where=str(path))
+        raise LoadError(f"running {filename}{line} failed: {describe_exception(exc)}") from None
+    dotted = f"{target.path}:{target.symbol}"
+    factory = _get_symbol(module, target, dotted, allowed, where=str(path))
     return Resolved(factory=factory, sha256=sha, captured=captured, signature=sig)
 
 
@@ -295,8 +425,14 @@ def _line_in(exc: BaseException, filename: str) -> str:
     return ""
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message``, or just ``Type`` when there is no message.
+
+    >>> describe_exception(ValueError("bad")), describe_exception(SystemExit())
+    ('ValueError: bad', 'SystemExit')
+    """
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def check_init_kwargs(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]) -> None:
@@ -332,27 +468,33 @@ def check_init_kwargs(factory: Callable[..., Any], cb_id: str, init: Mapping[str
 def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]) -> HotCallback:
     """Build a callback: ``factory(id=cb_id, **init)`` if it takes ``id``, else set ``.id``.
 
-    Raises :class:`LoadError` for an unknown init key, a constructor that raises, or a
-    result that is not a :class:`~hotcb.modules.cb.protocol.HotCallback`.
+    ``factory`` must have passed :func:`check_target` (``resolve`` does that). Raises
+    :class:`LoadError` for an unknown init key, a constructor that raises (anything but
+    the user's Ctrl-C: ``SystemExit`` too), or a result that is not a
+    :class:`~hotcb.modules.cb.protocol.HotCallback`.
     """
     check_init_kwargs(factory, cb_id, init)
     kwargs = dict(init)
     takes_id = _accepts(factory, "id")
     if takes_id:
         kwargs["id"] = cb_id
+    name = getattr(factory, "__name__", "the factory")
     try:
         instance = factory(**kwargs)
-    except Exception as exc:
-        name = getattr(factory, "__name__", repr(factory))
-        raise LoadError(f"callback {cb_id!r}: {name}(...) raised {_describe(exc)}") from None
-    if not takes_id or getattr(instance, "id", None) != cb_id:
-        with contextlib.suppress(AttributeError):
-            instance.id = cb_id
-    missing = [m for m in ("handle", "set_params") if not callable(getattr(instance, m, None))]
+        if not takes_id or getattr(instance, "id", None) != cb_id:
+            with contextlib.suppress(AttributeError):
+                instance.id = cb_id
+        missing = [m for m in PROTOCOL_METHODS if not callable(getattr(instance, m, None))]
+    except BaseException as exc:
+        if is_user_interrupt(exc):
+            raise
+        raise LoadError(
+            f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}"
+        ) from None
     if missing:
         raise LoadError(
-            f"callback {cb_id!r}: {type(instance).__name__} is not a HotCallback "
-            f"(missing {', '.join(missing)}); see docs/callbacks.md for the protocol"
+            f"callback {cb_id!r}: {name}(...) returned {describe_target(instance)}, not a hot "
+            f"callback (missing {', '.join(missing)}); see docs/protocol.md for the protocol"
         )
     return instance
 

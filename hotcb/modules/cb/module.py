@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hotcb.modules.cb.controller import HotController, OpResult
@@ -35,19 +35,27 @@ class CallbackModule:
     Args:
         controller: an existing controller to drive (a new one by default).
         auto_disable_on_error: passed to a new controller.
+        allowed_factories: unmarked factories that may be loaded (see
+            :class:`~hotcb.modules.cb.controller.HotController`); the kernel's are added.
     """
 
     name = "cb"
 
     def __init__(
-        self, controller: HotController | None = None, *, auto_disable_on_error: bool = True
+        self,
+        controller: HotController | None = None,
+        *,
+        auto_disable_on_error: bool = True,
+        allowed_factories: Collection[str] = (),
     ) -> None:
         self.controller = controller or HotController(auto_disable_on_error=auto_disable_on_error)
+        self.controller.allowed_factories |= frozenset(allowed_factories)
 
     def attach(self, kernel: HotKernel) -> None:
         """Called once by the kernel: captured sources go to its run dir, stuck calls are
-        published there, and changes the controller makes on its own are recorded in its
-        ledger."""
+        published there, the kernel's ``allowed_factories`` apply, and changes the
+        controller makes on its own are recorded in its ledger."""
+        self.controller.allowed_factories |= kernel.allowed_factories
         if self.controller.sources_dir is None:
             self.controller.sources_dir = kernel.run_dir.sources
         if self.controller.stuck_path is None:

@@ -19,6 +19,10 @@ Example:
     >>> PrintLoss().handle("train_step_end", {"step": 10, "loss": 0.5, "log": print})
     [print_loss] step=10 loss=0.5000
 
+Loading runs nothing the rule does not allow: a load target must be a class that has
+``handle`` and ``set_params`` (checked on the class, before it is called), or a factory
+marked with :func:`hot_factory` (or listed in the kernel's ``allowed_factories``).
+
 ``set_params`` should validate every value before changing anything and raise
 ``ValueError`` / ``TypeError`` with a clear message on a bad one: the controller then
 records the op as failed and the callback keeps its previous values.
@@ -34,9 +38,22 @@ can be changed live with ``hotcb cb set <id> _rank_zero_only_=false``).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["RANK_ZERO_ONLY_KEY", "Env", "HotCallback", "is_rank_zero_only"]
+__all__ = [
+    "HOT_FACTORY_MARK",
+    "PROTOCOL_METHODS",
+    "RANK_ZERO_ONLY_KEY",
+    "Env",
+    "HotCallback",
+    "hot_factory",
+    "is_hot_factory",
+    "is_rank_zero_only",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: What the training loop passes to every callback: ``step``, ``epoch``, ``loss``,
 #: ``model``, ``optimizer``, ``log`` (a ``print``-like callable) and anything else.
@@ -44,6 +61,40 @@ Env = dict[str, Any]
 
 #: Reserved init / param key: run this callback on rank 0 only (never passed to it).
 RANK_ZERO_ONLY_KEY = "_rank_zero_only_"
+#: The methods a callback class must have (on the class itself or a base class).
+PROTOCOL_METHODS = ("handle", "set_params")
+#: The attribute :func:`hot_factory` sets.
+HOT_FACTORY_MARK = "__hotcb_factory__"
+
+
+def hot_factory(func: F) -> F:
+    """Mark ``func`` as a callback factory, so hotcb may load it as a target.
+
+    A load target is normally a class with ``handle`` and ``set_params``. A function (or
+    any other callable) is loaded only when it carries this mark: hotcb never calls a
+    target just to find out what it returns.
+
+    >>> @hot_factory
+    ... def make_printer(id: str = "printer", every: int = 10):
+    ...     return build_printer(id, every)  # returns an object with handle and set_params
+    >>> is_hot_factory(make_printer)
+    True
+    """
+    setattr(func, HOT_FACTORY_MARK, True)
+    return func
+
+
+def is_hot_factory(obj: object) -> bool:
+    """Whether ``obj`` was marked with :func:`hot_factory` (read without running its code).
+
+    >>> import timeit
+    >>> is_hot_factory(timeit.timeit), is_hot_factory(print)
+    (False, False)
+    """
+    try:
+        return inspect.getattr_static(obj, HOT_FACTORY_MARK, False) is True
+    except Exception:
+        return False
 
 
 def is_rank_zero_only(instance: Any, override: bool | None = None) -> bool:

@@ -41,7 +41,7 @@ def test_safe_targets_pass() -> None:
 
 
 def test_captured_source_must_match_its_hash(tmp_path: Path) -> None:
-    body = b"class A:\n    pass\n"
+    body = b"class A:\n    def handle(self, e, env): ...\n    def set_params(self, **k): ...\n"
     captured = tmp_path / f"{sha256_bytes(body)}.py"
     captured.write_bytes(body)
     assert resolve(CallbackTarget("python_file", str(captured), "A")).sha256 == captured.stem
