@@ -321,7 +321,7 @@ def test_desired_state_file_too_deep_or_too_long_does_not_stop_training(
     kernel_factory: Callable[..., HotKernel], tmp_path: Path
 ) -> None:
     desired = tmp_path / "hotcb.yaml"
-    desired.write_text("callbacks: {hb: {params: {x: " + "[" * 3000 + "]" * 3000 + "}}}\n")
+    desired.write_text("callbacks: {hb: {params: {x: " + "[" * 1000 + "]" * 1000 + "}}}\n")
     desired.chmod(0o600)
     kernel = kernel_factory(config_path=desired)
     kernel.apply({"step": 1}, ["train_step_end"])  # must not raise
