@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 
 import click
 
-from hotcb.files import open_regular
-from hotcb.ledger import LedgerEntry, read_ledger
+from hotcb.files import NotRegularFileError, open_regular
+from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
 from hotcb.ops import CommandError, Op, parse_assignments
 from hotcb.rundir import LAUNCH_FILE, RunDir
 from hotcb.runs import RunNotFound, live_runs, recent_runs, resolve_run_dir
@@ -73,6 +73,17 @@ class _Group(click.Group):
 
 def _fail(message: str) -> NoReturn:
     raise UserError(message)
+
+
+def _read_ledger(rd: RunDir) -> LedgerRead:
+    """The run's ledger; one clear error (not a hang, not a traceback) for a ledger that
+    is a symlink, a FIFO or unreadable."""
+    try:
+        return read_ledger(rd.ledger)
+    except NotRegularFileError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {rd.ledger}: {exc.strerror or exc}")
 
 
 # -- the run dir ----------------------------------------------------------------------
@@ -546,7 +557,7 @@ def status(ctx: _Ctx, as_json: bool) -> None:
         return
     for warning in warnings:
         click.echo(f"hotcb: warning: {warning}", err=True)
-    read = read_ledger(rd.ledger)
+    read = _read_ledger(rd)
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     where = f"live, pid {state.get('pid')}" if live else "not live"
@@ -687,7 +698,7 @@ def _format_entry(e: LedgerEntry) -> str:
 def log(ctx: _Ctx, as_json: bool, follow: bool, last: int | None, max_wait: float | None) -> None:
     """Show the ledger: every processed command with its step, source and decision."""
     rd = ctx.run_dir(read_only=True)
-    read = read_ledger(rd.ledger)
+    read = _read_ledger(rd)
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     entries = read.entries[-last:] if last else read.entries
@@ -704,7 +715,7 @@ def log(ctx: _Ctx, as_json: bool, follow: bool, last: int | None, max_wait: floa
     try:
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.2)
-            new = [e for e in read_ledger(rd.ledger).entries if e.seq > seen]
+            new = [e for e in _read_ledger(rd).entries if e.seq > seen]
             if new:
                 show(new)
                 seen = new[-1].seq

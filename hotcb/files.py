@@ -41,7 +41,14 @@ import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["FILE_MODE", "NotRegularFileError", "open_regular", "write_all", "write_private"]
+__all__ = [
+    "FILE_MODE",
+    "NotRegularFileError",
+    "open_regular",
+    "read_regular",
+    "write_all",
+    "write_private",
+]
 
 #: Mode of every file hotcb creates: readable and writable by its owner only.
 FILE_MODE = 0o600
@@ -113,6 +120,33 @@ def open_regular(path: str | os.PathLike[str], flags: int, mode: int = FILE_MODE
         os.close(fd)
         raise
     return fd
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``path``, a regular file opened without following a symlink.
+
+    Raises :class:`NotRegularFileError` for a symlink, FIFO (never blocks), directory,
+    device or socket, and ``FileNotFoundError`` and the like as ``open`` would.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); p = os.path.join(d, "f")
+    >>> write_private(p, b"hello")
+    >>> read_regular(p)
+    b'hello'
+    >>> os.symlink(p, os.path.join(d, "link"))
+    >>> read_regular(os.path.join(d, "link"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hotcb.files.NotRegularFileError: refusing ...link: it is a symbolic link, not a regular file ...
+    """
+    fd = open_regular(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from hotcb.files import FILE_MODE, open_regular, write_all
+from hotcb.files import FILE_MODE, open_regular, read_regular, write_all
 
 __all__ = ["DECISIONS", "SOURCES", "Ledger", "LedgerEntry", "LedgerRead", "read_ledger"]
 
@@ -403,10 +403,12 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerRead:
 
     A line that is not JSON or not a valid entry (a field of the wrong type, such as
     ``"seq": 1e999``) is listed in :attr:`LedgerRead.bad_lines` with its line number
-    and the reason; a truncated last line is kept apart. A missing file reads as empty.
+    and the reason; a truncated last line is kept apart. A missing file reads as empty;
+    anything but a regular file (a symlink, a FIFO) raises
+    :class:`~hotcb.files.NotRegularFileError` instead of being followed or blocking.
     """
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         return LedgerRead(entries=[])
     entries: list[LedgerEntry] = []

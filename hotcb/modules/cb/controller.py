@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 from hotcb import interrupts
 from hotcb.interrupts import is_user_interrupt
-from hotcb.modules.cb.loader import LoadError, Resolved, describe_exception, instantiate, resolve
+from hotcb.modules.cb.loader import (
+    LoadError,
+    Resolved,
+    describe_exception,
+    instantiate,
+    is_sha256,
+    resolve,
+)
 from hotcb.modules.cb.protocol import RANK_ZERO_ONLY_KEY, Env, HotCallback, is_rank_zero_only
 from hotcb.ops import CallbackTarget, Op
 from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
@@ -375,6 +382,10 @@ class HotController:
         assert op.target is not None  # guaranteed by Op.from_dict
         source = op.target
         if sha256 is not None and self.sources_dir is not None and source.kind == "python_file":
+            if not is_sha256(sha256):  # a forged ledger must not name a path outside
+                raise LoadError(
+                    f"ledger sha256 {sha256!r} is not a sha256; cannot replay {op.id!r}"
+                )
             captured = self.sources_dir / f"{sha256}.py"
             if not captured.exists():
                 raise LoadError(f"captured source {captured} is missing; cannot replay {op.id!r}")

@@ -70,13 +70,14 @@ __all__ = [
     "describe_target",
     "instantiate",
     "is_blocked_target",
+    "is_sha256",
     "not_a_callback",
     "read_source",
     "resolve",
     "sha256_bytes",
 ]
 
-_SHA_NAME = re.compile(r"^[0-9a-f]{64}$")
+_SHA_NAME = re.compile(r"[0-9a-f]{64}")
 
 #: Modules whose callables run programs, replace the process, or evaluate code.
 _BLOCKED_MODULES = (
@@ -127,6 +128,15 @@ class Resolved:
     captured: Path | None = None
     #: ``(mtime_ns, size)`` of the file when it was read, to notice edits.
     signature: tuple[int, int] | None = None
+
+
+def is_sha256(text: object) -> bool:
+    """True for a hex sha256 as hotcb names captured sources by.
+
+    >>> is_sha256("0" * 64), is_sha256("../../etc/passwd")
+    (True, False)
+    """
+    return isinstance(text, str) and _SHA_NAME.fullmatch(text) is not None
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -383,7 +393,7 @@ def _resolve_file(
 ) -> Resolved:
     source = read_source(target.path)
     path, data, sha, sig = source.path, source.data, source.sha256, source.signature
-    if _SHA_NAME.match(path.stem) and path.stem != sha:
+    if is_sha256(path.stem) and path.stem != sha:
         raise LoadError(
             f"{path} is a captured source named by its sha256, but its content hashes to "
             f"{sha[:12]}...: the file was modified after capture; refusing to load it"
