@@ -389,6 +389,11 @@ class Watchdog:
         self._watches.append(watch)
         return watch
 
+    @property
+    def watches(self) -> tuple[Watch, ...]:
+        """The instances watched now."""
+        return tuple(self._watches)
+
     def _forget(self, watch: Watch) -> None:
         with contextlib.suppress(ValueError):
             self._watches.remove(watch)

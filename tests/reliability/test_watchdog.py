@@ -4,12 +4,14 @@ is no watchdog at all; bad budgets are refused at the edge and in the kernel."""
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from hotcb.ledger import LedgerEntry, read_ledger
+from hotcb.ops import Op
 from hotcb.stream import CommandStream
 
 TRAINER = """
@@ -275,6 +278,7 @@ class Sleepy:
 
     def set_params(self, nap=0.0):
         time.sleep(nap)
+        self.nap = nap
 
     def close(self):
         time.sleep(self.nap)
@@ -299,8 +303,9 @@ def test_set_params_and_close_are_watched_and_auto_disable_follows_the_setting(
     assert "set_params() ran" in status["error"]
 
     kernel2 = kernel_factory(run_dir=tmp_path / "run2")
+    init = {"nap": 0.15, "_timeout_": 0.05}
     CommandStream(kernel2.run_dir.commands).append(
-        {"op": "load", "id": "s", "target": target, "init": {"nap": 0.15, "_timeout_": 0.05}}
+        {"op": "load", "id": "s", "target": target, "init": init}
     )
     kernel2.apply({"step": 1}, ["train_step_end"])
     CommandStream(kernel2.run_dir.commands).append({"op": "unload", "id": "s"})
@@ -310,6 +315,35 @@ def test_set_params_and_close_are_watched_and_auto_disable_follows_the_setting(
     assert watchdog_threads() != []  # kernel (1) still watches its callback
     kernel.close()
     assert watchdog_threads() == []  # stopped at kernel close
+
+    # a slow close at the end of the run is recorded, not turned into a disable: a resumed
+    # run has the callback enabled
+    kernel3 = kernel_factory(run_dir=tmp_path / "run3")
+    kernel3.submit(Op.from_dict({"op": "load", "id": "s", "target": target, "init": init}))
+    kernel3.close()
+    (stuck,) = entries(kernel3.run_dir.path, "stuck")
+    assert stuck.payload["call"] == "close" and entries(kernel3.run_dir.path, "disable") == []
+    resumed = kernel_factory(run_dir=kernel3.run_dir.path)
+    assert resumed.modules["cb"].status()["s"]["enabled"] is True
+
+
+def test_a_replaced_or_unloaded_watched_callback_is_let_go(kernel_factory: Any) -> None:
+    kernel = kernel_factory()
+    controller = kernel.modules["cb"].controller
+    stream = CommandStream(kernel.run_dir.commands)
+    load = {"op": "load", "id": "hb", "target": HEARTBEAT, "init": {"_timeout_": 5}}
+    stream.append(load)
+    kernel.apply({"step": 1}, ["train_step_end"])
+    first = weakref.ref(controller.get("hb"))
+    stream.append(load)  # replaced
+    kernel.apply({"step": 2}, ["train_step_end"])
+    gc.collect()
+    assert first() is None  # the watchdog holds no replaced instance
+    second = weakref.ref(controller.get("hb"))
+    stream.append({"op": "unload", "id": "hb"})
+    kernel.apply({"step": 3}, ["train_step_end"])
+    gc.collect()
+    assert second() is None and watchdog_threads() == []
 
 
 CALLBACK = (
@@ -369,7 +403,6 @@ def test_under_ddp_the_key_passes_through_and_the_stuck_entry_names_the_rank(
     import socket
 
     from hotcb.distributed import DistributedHotKernel
-    from hotcb.ops import Op
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -396,8 +429,8 @@ def test_under_ddp_the_key_passes_through_and_the_stuck_entry_names_the_rank(
         kernel.close()
     finally:
         dist.destroy_process_group()
-    (stuck,) = entries(tmp_path / "run", "stuck")
-    assert stuck.payload["call"] == "set_params"
+    stuck, at_close = entries(tmp_path / "run", "stuck")
+    assert (stuck.payload["call"], at_close.payload["call"]) == ("set_params", "close")
     assert (stuck.payload["rank"], stuck.payload["world_size"]) == (0, 1)
     (disabled,) = entries(tmp_path / "run", "disable")
     assert disabled.source == "auto" and watchdog_threads() == []

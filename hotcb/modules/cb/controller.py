@@ -252,6 +252,10 @@ class HotController:
             self._watchdog = Watchdog(
                 stuck_path=self.stuck_path, on_overrun=self._overran, rank=self.rank
             )
+        if self._watchdog is not None:  # unloaded or replaced instances: let them go
+            kept = {id(s.watch) for s in self._slots.values() if s.watch is not None}
+            for stale in [w for w in self._watchdog.watches if id(w) not in kept]:
+                stale.release()
         for slot in self._slots.values():
             budget = slot.timeout
             if slot.watch is not None and (
@@ -275,8 +279,20 @@ class HotController:
         slot = self._slots.get(watch.id)
         live = slot is not None and slot.instance is watch.instance
         summary = f"stuck: {stuck.describe()}"
-        disable = live and self.auto_disable_on_error and slot is not None and slot.enabled
-        action = "auto-disabled" if disable else ("still enabled" if live else "no longer loaded")
+        # a slow close (unload, replacement, end of run) leaves nothing to disable
+        disable = (
+            live
+            and stuck.call != "close"
+            and self.auto_disable_on_error
+            and slot is not None
+            and slot.enabled
+        )
+        if disable:
+            action = "auto-disabled"
+        elif stuck.call == "close" or not live:
+            action = "recorded only: it was being closed"
+        else:
+            action = "still enabled (auto_disable_on_error is off)"
         message = f"hotcb: callback {watch.id!r} returned after {stuck.describe()}; {action}" + (
             f" (re-enable with: hotcb cb enable {watch.id})" if disable else ""
         )
