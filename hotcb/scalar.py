@@ -20,10 +20,10 @@ def to_scalar(value: Any) -> Any:
     """``value.item()`` for a one-element tensor or array (anything with a callable
     ``item``, and a ``numel()`` of 1 if it has one); anything else, including a value
     whose ``item()`` raises, is returned unchanged. Never raises."""
-    item = getattr(value, "item", None)
-    if not callable(item):
-        return value
     try:
+        item = getattr(value, "item", None)
+        if not callable(item):
+            return value
         numel = getattr(value, "numel", None)
         if callable(numel) and numel() != 1:
             return value
