@@ -52,7 +52,7 @@ CALLBACKS = {
     "heartbeat": ("hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback", {"every": 10**9}),
 }
 
-#: The clock of the idle loops: CPU time of this thread, so other processes on a busy
+#: The clock of the timed loops: CPU time of this thread, so other processes on a busy
 #: machine do not inflate the figures (preemption is not counted).
 clock = time.thread_time
 
@@ -114,23 +114,31 @@ def noop_call_loop(steps: int) -> float:
 
 
 def torch_loop(steps: int, kernel: HotKernel | None) -> float:
+    """Seconds (this thread's CPU time) for ``steps`` tiny training steps; torch runs on
+    this thread only (``set_num_threads(1)``: the step is too small to gain from more),
+    so a busy machine does not make the ratio a coin toss."""
     import torch
 
-    torch.manual_seed(0)
-    model = torch.nn.Linear(64, 64)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    x = torch.randn(32, 64)
-    events = ["train_step_end"]
-    t0 = time.perf_counter()
-    for step in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = model(x).pow(2).mean()
-        loss.backward()
-        opt.step()
-        env = {"step": step, "epoch": 0, "loss": loss, "model": model, "optimizer": opt}
-        if kernel is not None:
-            kernel.apply(env, events)
-    return time.perf_counter() - t0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(64, 64)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        x = torch.randn(32, 64)
+        events = ["train_step_end"]
+        t0 = clock()
+        for step in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            opt.step()
+            env = {"step": step, "epoch": 0, "loss": loss, "model": model, "optimizer": opt}
+            if kernel is not None:
+                kernel.apply(env, events)
+        return clock() - t0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def best_interleaved(
