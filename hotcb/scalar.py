@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotcb.interrupts import is_user_interrupt
+
 __all__ = ["to_scalar"]
 
 
 def to_scalar(value: Any) -> Any:
     """``value.item()`` for a one-element tensor or array (anything with a callable
     ``item``, and a ``numel()`` of 1 if it has one); anything else, including a value
-    whose ``item()`` raises, is returned unchanged. Never raises."""
+    whose ``item()`` raises, is returned unchanged. Never raises, except the user's
+    Ctrl-C."""
     try:
         item = getattr(value, "item", None)
         if not callable(item):
@@ -28,5 +31,7 @@ def to_scalar(value: Any) -> Any:
         if callable(numel) and numel() != 1:
             return value
         return item()
-    except Exception:
+    except BaseException as exc:  # SystemExit too: the value is only being logged
+        if is_user_interrupt(exc):
+            raise
         return value
