@@ -6,9 +6,9 @@ it, and dispatches events to the enabled callbacks. Dispatch is keyed by event: 
 callback that declares the events it handles (its ``events`` attribute, see
 :func:`~hotcb.modules.cb.protocol.declared_events`) is called for those only, one that
 declares nothing for every event. The map ``event -> handles`` is rebuilt only when the
-set changes (load, unload, enable, disable, set, reload, auto-disable); per step the hot
-path is one dict lookup per event and a plain loop over a tuple, nothing is allocated,
-and ``set_params`` is called only when a ``set`` op arrives.
+set changes (load, unload, enable, disable, set, reload, auto-disable). Per step the hot
+path is one dict lookup per event and a plain loop over a tuple (no list, dict or bound
+method is built), and ``set_params`` is called only when a ``set`` op arrives.
 
 Inside a :class:`~hotcb.kernel.HotKernel` the controller is wrapped by
 :class:`~hotcb.modules.cb.module.CallbackModule` and never touches files itself.
