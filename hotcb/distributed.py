@@ -56,12 +56,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotcb.kernel import Env, HotKernel
+from hotcb.kernel import HotKernel
 from hotcb.ledger import LedgerEntry
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.controller import HotController, OpResult
 from hotcb.modules.cb.loader import LoadError, capture_source, read_source
 from hotcb.modules.cb.module import CallbackModule
+from hotcb.modules.cb.protocol import Env
 from hotcb.ops import Op
 from hotcb.requests import REQUESTS_KEY, request_stop, stop_requested
 from hotcb.rundir import RunDir

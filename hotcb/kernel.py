@@ -51,6 +51,7 @@ from hotcb.files import NotRegularFileError
 from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
 from hotcb.modules.cb.controller import OpResult
 from hotcb.modules.cb.module import CallbackModule
+from hotcb.modules.cb.protocol import Env
 from hotcb.ops import CommandError, Op, parse_command
 from hotcb.rundir import RunDir
 from hotcb.runlock import RunDirLock
@@ -61,8 +62,6 @@ from hotcb.trust import check_control_file, check_run_dir
 __all__ = ["HotKernel", "KernelModule"]
 
 log = logging.getLogger("hotcb")
-
-Env = dict[str, Any]
 
 
 class KernelModule(Protocol):
@@ -187,8 +186,7 @@ class HotKernel:
         )
         for module in self.modules.values():
             module.attach(self)
-        self._dispatchers = tuple(m.dispatch for m in self.modules.values())
-        self._dispatch = self._dispatchers[0] if len(self._dispatchers) == 1 else None
+        self._dispatch = _one_dispatch(tuple(m.dispatch for m in self.modules.values()))
         self._commands = CommandStream(
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
@@ -237,11 +235,7 @@ class HotKernel:
         ``events`` to every module. Never raises because of a command or a callback."""
         if monotonic() >= self._next_poll:
             self._poll(env, events)
-        if self._dispatch is not None:  # one module (the usual case): one call
-            self._dispatch(env, events)
-            return
-        for dispatch in self._dispatchers:
-            dispatch(env, events)
+        self._dispatch(env, events)
 
     # -- commands -------------------------------------------------------------------
 
@@ -723,6 +717,21 @@ def _op_from_entry(entry: LedgerEntry) -> Op | None:
         return Op.from_dict(data)
     except CommandError:
         return None
+
+
+def _one_dispatch(
+    dispatchers: tuple[Callable[[Env, Sequence[str]], None], ...],
+) -> Callable[[Env, Sequence[str]], None]:
+    """One callable that dispatches to every module: the module's own dispatch when
+    there is one (the usual case: ``apply`` then costs one call), else a loop."""
+    if len(dispatchers) == 1:
+        return dispatchers[0]
+
+    def dispatch_all(env: Env, events: Sequence[str]) -> None:
+        for dispatch in dispatchers:
+            dispatch(env, events)
+
+    return dispatch_all
 
 
 def _set_aside_untrusted(ledger: Path) -> str | None:

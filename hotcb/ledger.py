@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hotcb.files import FILE_MODE, open_regular, read_regular, write_all
+from hotcb.scalar import to_scalar
 
 __all__ = ["DECISIONS", "SOURCES", "Ledger", "LedgerEntry", "LedgerRead", "read_ledger"]
 
@@ -185,12 +186,9 @@ class LedgerRead:
 
 def json_default(obj: Any) -> Any:
     """Make anything loggable: tensors and other objects become their repr."""
-    item = getattr(obj, "item", None)
-    if callable(item):
-        try:
-            return item()
-        except Exception:
-            pass
+    value = to_scalar(obj)
+    if value is not obj:
+        return value
     if isinstance(obj, (set, tuple, frozenset)):
         return list(obj)
     try:

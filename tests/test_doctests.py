@@ -41,6 +41,7 @@ MODULES = [
     "hotcb.modules.cb.callbacks.anomaly_guard",
     "hotcb.modules.cb.callbacks.jsonl_logger",
     "hotcb.requests",
+    "hotcb.scalar",
     "hotcb.adapters.session",
     "hotcb.distributed",
 ]

@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     ) from None
 
 from hotcb.adapters.session import AdapterSession
+from hotcb.scalar import to_scalar
 
 __all__ = ["HotCallbackController"]
 
@@ -51,8 +52,7 @@ __all__ = ["HotCallbackController"]
 def _loss(outputs: Any) -> Any:
     if isinstance(outputs, Mapping):
         outputs = outputs.get("loss")
-    item = getattr(outputs, "item", None)
-    return item() if callable(item) else outputs
+    return to_scalar(outputs)
 
 
 class HotCallbackController(Callback):

@@ -252,7 +252,8 @@ def test_no_timeout_no_watchdog_and_the_callbacks_own_methods(kernel_factory: An
     controller = kernel.modules["cb"].controller
     hb = controller.get("hb")
     assert watchdog_threads() == []
-    assert controller._handles == (hb.handle,) and "handle" not in vars(hb)  # not wrapped
+    assert controller._by_event == {"train_step_end": (hb.handle,)}  # its own method,
+    assert "handle" not in vars(hb)  # not wrapped
 
     stream.append({"op": "set", "id": "hb", "params": {"_timeout_": 5}})
     kernel.apply({"step": 4}, ["train_step_end"])
@@ -262,7 +263,8 @@ def test_no_timeout_no_watchdog_and_the_callbacks_own_methods(kernel_factory: An
     stream.append({"op": "set", "id": "hb", "params": {"_timeout_": None}})
     kernel.apply({"step": 5}, ["train_step_end"])
     wait_for(lambda: watchdog_threads() == [], timeout=5)
-    assert controller._handles == (hb.handle,) and "handle" not in vars(hb)
+    assert controller._by_event == {"train_step_end": (hb.handle,)}
+    assert "handle" not in vars(hb)
     assert [e.decision for e in entries(kernel.run_dir.path, "set")] == ["applied", "applied"]
 
 

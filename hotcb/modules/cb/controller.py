@@ -2,9 +2,13 @@
 
 The controller holds one slot per callback id (target, init kwargs, hot params,
 enabled flag, live instance, last error), applies validated :class:`~hotcb.ops.Op`\\ s to
-it, and dispatches events to the enabled callbacks with a plain loop over a tuple
-that is rebuilt only when the set changes: nothing is allocated per step and
-``set_params`` is called only when a ``set`` op arrives.
+it, and dispatches events to the enabled callbacks. Dispatch is keyed by event: a
+callback that declares the events it handles (its ``events`` attribute, see
+:func:`~hotcb.modules.cb.protocol.declared_events`) is called for those only, one that
+declares nothing for every event. The map ``event -> handles`` is rebuilt only when the
+set changes (load, unload, enable, disable, set, reload, auto-disable). Per step the hot
+path is one dict lookup per event and a plain loop over a tuple (no list, dict or bound
+method is built), and ``set_params`` is called only when a ``set`` op arrives.
 
 Inside a :class:`~hotcb.kernel.HotKernel` the controller is wrapped by
 :class:`~hotcb.modules.cb.module.CallbackModule` and never touches files itself.
@@ -49,7 +53,13 @@ from hotcb.modules.cb.loader import (
     is_sha256,
     resolve,
 )
-from hotcb.modules.cb.protocol import RANK_ZERO_ONLY_KEY, Env, HotCallback, is_rank_zero_only
+from hotcb.modules.cb.protocol import (
+    RANK_ZERO_ONLY_KEY,
+    Env,
+    HotCallback,
+    declared_events,
+    is_rank_zero_only,
+)
 from hotcb.ops import CallbackTarget, Op
 from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
 
@@ -63,6 +73,9 @@ log = logging.getLogger("hotcb")
 #: ``record(op=..., id=..., source=..., decision=..., payload=..., error=..., env=...)``:
 #: how the controller reports changes it makes on its own (auto-disable, file reload).
 Recorder = Callable[..., Any]
+
+#: A callback's bound ``handle(event, env)``.
+Handle = Callable[[str, Env], Any]
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,8 @@ class _Slot:
     error: str | None = None
     sha256: str | None = None
     signature: tuple[int, int] | None = None
+    #: the events it declared (None: every event), as of its load / last reload or set
+    events: frozenset[str] | None = None
     #: ``_rank_zero_only_`` as set in init / a hot set (None: the class attribute decides)
     rank_zero_override: bool | None = None
     #: the watchdog's wrappers on ``instance`` (only while it has a ``_timeout_``)
@@ -158,10 +173,13 @@ class HotController:
         self.rank = rank
         self.sources_dir = Path(sources_dir) if sources_dir is not None else None
         self._slots: dict[str, _Slot] = {}
-        #: the enabled callbacks' bound ``handle`` methods, in load order (the hot path)
-        self._handles: tuple[Callable[[str, Env], Any], ...] = ()
+        #: the hot path: event -> the bound ``handle`` methods of the enabled callbacks
+        #: that declared it or declared nothing, in load order ...
+        self._by_event: dict[str, tuple[Handle, ...]] = {}
+        #: ... and for an event no callback declared, those that declared nothing
+        self._every_event: tuple[Handle, ...] = ()
         #: which id each of those belongs to (looked up only when one raises)
-        self._handle_ids: dict[Callable[[str, Env], Any], str] = {}
+        self._handle_ids: dict[Handle, str] = {}
         self._pending_attach: list[str] = []
         self._record: Recorder | None = None
         self._changed: Callable[[], None] | None = None
@@ -212,16 +230,17 @@ class HotController:
     # -- the hot path -----------------------------------------------------------------
 
     def dispatch(self, env: Env, events: Sequence[str]) -> None:
-        """Call ``handle(event, env)`` on every enabled callback, for each event.
+        """For each event, call ``handle(event, env)`` on every enabled callback that
+        handles it (declared it, or declared nothing), in load order.
 
-        A callback that raises is reported (and auto-disabled, by default); the others
-        still run and nothing propagates to the training loop.
+        A callback that raises is reported (and auto-disabled, by default: it is not
+        called for the events after that one); the others still run and nothing
+        propagates to the training loop.
         """
         if self._pending_attach:
             self._attach_pending(env)
-        handles = self._handles
         for event in events:
-            for handle in handles:
+            for handle in self._by_event.get(event, self._every_event):
                 try:
                     handle(event, env)
                 except BaseException as exc:  # SystemExit too: only Ctrl-C stops training
@@ -230,6 +249,7 @@ class HotController:
                     self._handle_failed(self._handle_ids[handle], event, env, exc)
 
     def _rebuild(self) -> None:
+        """Rebuild the dispatch structures from the slots (the one place that does)."""
         if self._watchdog is not None or any(
             TIMEOUT_KEY in s.init or TIMEOUT_KEY in s.params for s in self._slots.values()
         ):
@@ -237,10 +257,16 @@ class HotController:
         enabled = [
             s for s in self._slots.values() if s.enabled and not (self.rank and s.rank_zero_only)
         ]
-        self._handles = tuple(
-            s.instance.handle if s.watch is None else s.watch.handle for s in enabled
-        )
-        self._handle_ids = dict(zip(self._handles, (s.id for s in enabled), strict=True))
+        handles = [
+            (s.instance.handle if s.watch is None else s.watch.handle, s.events) for s in enabled
+        ]
+        declared = {event for _, events in handles if events is not None for event in events}
+        self._by_event = {
+            event: tuple(h for h, events in handles if events is None or event in events)
+            for event in sorted(declared)
+        }
+        self._every_event = tuple(h for h, events in handles if events is None)
+        self._handle_ids = {h: s.id for (h, _), s in zip(handles, enabled, strict=True)}
         if self._changed is not None:
             self._changed()
 
@@ -420,6 +446,11 @@ class HotController:
                 return OpResult(
                     "failed", f"set_params on new {op.id!r} raised {type(exc).__name__}: {exc}"
                 )
+        try:
+            events = _declared_events(op.id, instance)
+        except LoadError:
+            _close_quietly(instance)
+            raise
         previous = self._slots.get(op.id)
         enabled = True if op.enabled is None else op.enabled
         self._slots[op.id] = _Slot(
@@ -432,6 +463,7 @@ class HotController:
             sha256=resolved.sha256,
             signature=_file_signature(op.target) if source is not op.target else resolved.signature,
             rank_zero_override=rank_zero_set if rank_zero_set is not None else rank_zero,
+            events=events,
         )
         if previous is not None:
             _close_quietly(previous.instance)
@@ -460,6 +492,14 @@ class HotController:
                 "failed",
                 f"{op.id}.set_params({_kwargs(op.params)}) raised {type(exc).__name__}: {exc}; "
                 "previous values kept",
+            )
+        try:
+            slot.events = _declared_events(op.id, slot.instance)
+        except LoadError as exc:
+            return OpResult(
+                "failed",
+                f"after {op.id}.set_params({_kwargs(op.params)}): {exc}; "
+                "it is still dispatched the events it declared before",
             )
         slot.params.update(op.params)
         if rank_zero is not None:
@@ -525,6 +565,7 @@ class HotController:
             params = _split_reserved(slot.params)[0]
             if params:
                 instance.set_params(**params)
+            events = _declared_events(slot.id, instance)
         except BaseException as exc:
             if is_user_interrupt(exc):
                 raise
@@ -550,6 +591,7 @@ class HotController:
         slot.instance = instance
         slot.sha256 = resolved.sha256
         slot.signature = resolved.signature
+        slot.events = events
         slot.error = None
         _close_quietly(old)
         if slot.enabled:
@@ -637,7 +679,7 @@ class HotController:
         for slot in self._slots.values():
             _close_quietly(slot.instance)
         self._slots.clear()
-        self._handles, self._handle_ids = (), {}
+        self._by_event, self._every_event, self._handle_ids = {}, (), {}
         if self._watchdog is not None:
             self._watchdog.close()
             self._watchdog = None
@@ -681,6 +723,21 @@ def _close_quietly(instance: Any) -> None:
             getattr(instance, "id", "?"),
             exc_info=(type(exc), exc, exc.__traceback__),
         )
+
+
+def _declared_events(cb_id: str, instance: Any) -> frozenset[str] | None:
+    """:func:`~hotcb.modules.cb.protocol.declared_events`, or a ``LoadError`` naming
+    the callback."""
+    try:
+        return declared_events(instance)
+    except TypeError as exc:
+        raise LoadError(f"callback {cb_id!r}: {exc}") from exc
+    except BaseException as exc:  # e.g. a property that raises; only Ctrl-C goes through
+        if is_user_interrupt(exc):
+            raise
+        raise LoadError(
+            f"callback {cb_id!r}: reading its events raised {describe_exception(exc)}"
+        ) from exc
 
 
 def _split_reserved(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool | None]:

@@ -14,10 +14,20 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["check_known", "choice", "positive_float", "positive_int", "str_list"]
+__all__ = [
+    "boolean",
+    "check_known",
+    "choice",
+    "finite_above",
+    "glob_pattern",
+    "positive_float",
+    "positive_int",
+    "str_list",
+]
 
 
 def check_known(owner: str, kwargs: Mapping[str, Any], known: Iterable[str]) -> None:
@@ -47,6 +57,56 @@ def positive_float(name: str, value: Any) -> float:
     if value == float("inf"):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def finite_above(name: str, value: Any, bound: float) -> float:
+    """A finite number > ``bound`` (bools are rejected).
+
+    >>> finite_above("spike_factor", 3, 1)
+    3.0
+    >>> finite_above("spike_factor", 1, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: spike_factor must be a finite number > 1, got 1
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > bound
+        or math.isinf(value)
+    ):
+        raise ValueError(f"{name} must be a finite number > {bound:g}, got {value!r}")
+    return float(value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``True`` or ``False`` itself (not ``1``, ``"yes"``, ...).
+
+    >>> boolean("per_layer", True)
+    True
+    >>> boolean("per_layer", "yes")
+    Traceback (most recent call last):
+    ...
+    ValueError: per_layer must be true or false, got 'yes'
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def glob_pattern(name: str, value: Any, over: str = "names") -> str:
+    """A non-empty shell-style glob (:mod:`fnmatch`); ``over`` says what it matches.
+
+    >>> glob_pattern("pattern", "encoder.*")
+    'encoder.*'
+    >>> glob_pattern("pattern", "", over="module names")
+    Traceback (most recent call last):
+    ...
+    ValueError: pattern must be a non-empty glob over module names, got ''
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty glob over {over}, got {value!r}")
+    return value
 
 
 def choice(name: str, value: Any, options: Iterable[str]) -> str:

@@ -30,6 +30,16 @@ records the op as failed and the callback keeps its previous values.
 ``handle`` is called on the training thread at every event the loop emits; keep it
 cheap when there is nothing to do (check the step first, allocate nothing).
 
+A callback may declare the events it handles with an ``events`` attribute (a class
+attribute, or an instance attribute set in ``__init__`` / ``set_params``): a collection of
+event names, e.g. ``events = ("train_step_end",)``. The controller then calls its
+``handle`` for those events only. ``None`` or no ``events`` attribute at all means every
+event, as before. The declaration is read at load, reload and after each applied ``set``
+(never per step), so events that are a hot parameter stay exact. ``handle`` should still
+check the event, since it may be called directly. A declaration that is not a non-empty
+collection of strings refuses the load with a clear error: ``events`` is a reserved name
+(a callback that keeps, say, a list of the events it saw must call it something else).
+
 Under multi-process training a callback that only logs should run on rank 0: give the
 class ``rank_zero_only = True`` (the built-in loggers do), or set the reserved key
 ``_rank_zero_only_: true`` in its config node / ``--init`` (it overrides the attribute and
@@ -43,11 +53,13 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "EVENTS_ATTR",
     "HOT_FACTORY_MARK",
     "PROTOCOL_METHODS",
     "RANK_ZERO_ONLY_KEY",
     "Env",
     "HotCallback",
+    "declared_events",
     "hot_factory",
     "is_hot_factory",
     "is_rank_zero_only",
@@ -97,6 +109,10 @@ def is_hot_factory(obj: object) -> bool:
         return False
 
 
+#: The attribute in which a callback declares the events it handles (see the module doc).
+EVENTS_ATTR = "events"
+
+
 def is_rank_zero_only(instance: Any, override: bool | None = None) -> bool:
     """Whether ``instance`` runs on rank 0 only: ``override`` if given, else its
     ``rank_zero_only`` attribute (default False).
@@ -109,6 +125,49 @@ def is_rank_zero_only(instance: Any, override: bool | None = None) -> bool:
     if override is not None:
         return bool(override)
     return bool(getattr(instance, "rank_zero_only", False))
+
+
+def declared_events(instance: Any) -> frozenset[str] | None:
+    """The events ``instance`` declares it handles, or None when it declares none (it
+    then gets every event).
+
+    It must be None or a non-empty tuple, list, set or frozenset of event names;
+    anything else raises ``TypeError`` saying so. (Read with plain ``getattr``: looking
+    at the instance's ``__dict__`` would slow every later attribute access of the
+    callback on CPython 3.11+.)
+
+    >>> class Stepper:
+    ...     events = ("train_step_end", "val_end")
+    >>> sorted(declared_events(Stepper()))
+    ['train_step_end', 'val_end']
+    >>> declared_events(object()) is None
+    True
+    >>> class Recorder:
+    ...     def __init__(self) -> None:
+    ...         self.events = []
+    >>> declared_events(Recorder())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: Recorder.events declares no event, so it would never be called; ...
+    """
+    events = getattr(instance, EVENTS_ATTR, None)
+    if events is None:
+        return None
+    owner = f"{type(instance).__name__}.{EVENTS_ATTR}"
+    if not isinstance(events, (tuple, list, set, frozenset)) or not all(
+        isinstance(event, str) for event in events
+    ):
+        raise TypeError(
+            f"{owner} must be None (every event) or a tuple, list or set of event names, "
+            f"got {events!r}"
+        )
+    if not events:
+        raise TypeError(
+            f"{owner} declares no event, so it would never be called; hotcb reads "
+            f"`{EVENTS_ATTR}` as the events a callback handles (None or absent: every "
+            "event): name at least one event, or rename the attribute"
+        )
+    return frozenset(events)
 
 
 @runtime_checkable

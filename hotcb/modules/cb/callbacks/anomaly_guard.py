@@ -38,8 +38,9 @@ from collections import deque
 from typing import Any
 
 from hotcb.modules.cb.callbacks.emit import emit
-from hotcb.modules.cb.params import check_known, choice, positive_int
+from hotcb.modules.cb.params import check_known, choice, finite_above, positive_int
 from hotcb.requests import request_stop
+from hotcb.scalar import to_scalar
 
 __all__ = ["ACTIONS", "AnomalyGuardCallback"]
 
@@ -48,19 +49,10 @@ EVENTS = frozenset({"after_backward", "train_step_end"})
 MIN_HISTORY = 5
 
 
-def _factor(value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not value > 1
-        or math.isinf(value)
-    ):
-        raise ValueError(f"spike_factor must be a finite number > 1, got {value!r}")
-    return float(value)
-
-
 class AnomalyGuardCallback:
     """Non-finite loss / gradients and loss spikes: log, skip the update, or stop."""
+
+    events = EVENTS
 
     def __init__(
         self,
@@ -71,7 +63,7 @@ class AnomalyGuardCallback:
     ) -> None:
         self.id = id
         self.action = choice("action", action, ACTIONS)
-        self.spike_factor = _factor(spike_factor)
+        self.spike_factor = finite_above("spike_factor", spike_factor, 1)
         self.window = positive_int("window", window)
         self._losses: deque[float] = deque(maxlen=self.window)
         self._loss_step: int | None = None
@@ -82,7 +74,7 @@ class AnomalyGuardCallback:
     def set_params(self, **kwargs: Any) -> None:
         check_known("anomaly_guard", kwargs, ("action", "spike_factor", "window"))
         action = choice("action", kwargs.get("action", self.action), ACTIONS)
-        factor = _factor(kwargs.get("spike_factor", self.spike_factor))
+        factor = finite_above("spike_factor", kwargs.get("spike_factor", self.spike_factor), 1)
         window = positive_int("window", kwargs.get("window", self.window))
         self.action, self.spike_factor = action, factor
         if window != self.window:
@@ -115,8 +107,7 @@ class AnomalyGuardCallback:
         return None
 
     def _check_loss(self, env: dict[str, Any], step: int) -> None:
-        raw = env["loss"]
-        loss = float(raw.item() if hasattr(raw, "item") else raw)
+        loss = float(to_scalar(env["loss"]))
         if not math.isfinite(loss):
             self._anomaly(env, step, f"non-finite loss ({loss})")
             return

@@ -26,30 +26,25 @@ from __future__ import annotations
 from typing import Any
 
 from hotcb.modules.cb.callbacks.scalars import log_scalars
-from hotcb.modules.cb.params import check_known, positive_int
+from hotcb.modules.cb.params import boolean, check_known, positive_int
 
 __all__ = ["GradStatsCallback"]
 
 EVENTS = frozenset({"after_backward", "train_step_end"})
 
 
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
 class GradStatsCallback:
     """Global and per-layer gradient norms, every N steps."""
 
     rank_zero_only = True
+    events = EVENTS
 
     def __init__(
         self, id: str = "grad_stats", every: int = 50, per_layer: bool = False, top_k: int = 5
     ) -> None:
         self.id = id
         self.every = positive_int("every", every)
-        self.per_layer = _bool("per_layer", per_layer)
+        self.per_layer = boolean("per_layer", per_layer)
         self.top_k = positive_int("top_k", top_k)
         self.last: dict[str, Any] = {}
         self._done_step: int | None = None
@@ -57,7 +52,7 @@ class GradStatsCallback:
     def set_params(self, **kwargs: Any) -> None:
         check_known("grad_stats", kwargs, ("every", "per_layer", "top_k"))
         every = positive_int("every", kwargs.get("every", self.every))
-        per_layer = _bool("per_layer", kwargs.get("per_layer", self.per_layer))
+        per_layer = boolean("per_layer", kwargs.get("per_layer", self.per_layer))
         top_k = positive_int("top_k", kwargs.get("top_k", self.top_k))
         self.every, self.per_layer, self.top_k = every, per_layer, top_k
 

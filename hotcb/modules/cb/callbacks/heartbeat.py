@@ -25,27 +25,42 @@ from hotcb.modules.cb.params import check_known, positive_int, str_list
 __all__ = ["HeartbeatCallback"]
 
 
+def _events(value: Any) -> frozenset[str]:
+    if isinstance(value, frozenset):
+        value = sorted(value)
+    events = frozenset(str_list("events", value))
+    if not events:
+        raise ValueError("events must name at least one event, got []")
+    return events
+
+
 class HeartbeatCallback:
-    """Logs ``[<id>] <event> step=<N>`` every ``every`` steps."""
+    """Logs ``[<id>] <event> step=<N>`` every ``every`` steps.
+
+    ``events`` is both its hot parameter and its declaration to the controller (see
+    :func:`~hotcb.modules.cb.protocol.declared_events`): it is only called for those.
+    """
 
     def __init__(
         self, id: str = "heartbeat", every: int = 100, events: list[str] | None = None
     ) -> None:
         self.id = id
         self.every = positive_int("every", every)
-        self.events = frozenset(str_list("events", events or ["train_step_end"]))
+        self.events = _events(events or ["train_step_end"])
         self.beats = 0
 
     def set_params(self, **kwargs: Any) -> None:
         check_known("heartbeat", kwargs, ("every", "events"))
         every = positive_int("every", kwargs.get("every", self.every))
-        events = frozenset(str_list("events", kwargs.get("events", sorted(self.events))))
+        events = _events(kwargs.get("events", self.events))
         self.every, self.events = every, events
 
     def handle(self, event: str, env: dict[str, Any]) -> None:
-        if event not in self.events:
-            return
-        step = env.get("step", 0)
-        if step % self.every == 0:
+        # the hot path: most steps are not a beat, so the step is checked first
+        try:
+            step = env["step"]
+        except KeyError:
+            step = 0
+        if step % self.every == 0 and event in self.events:
             self.beats += 1
             emit(env, f"[{self.id}] {event} step={step}")

@@ -28,21 +28,16 @@ from typing import IO, Any
 
 from hotcb.ledger import json_default
 from hotcb.modules.cb.params import check_known, positive_int, str_list
+from hotcb.scalar import to_scalar
 
 __all__ = ["JsonlLoggerCallback"]
-
-
-def _scalar(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "numel", lambda: 1)() == 1:
-        return item()
-    return value
 
 
 class JsonlLoggerCallback:
     """Appends selected env scalars to a JSONL file in the run dir."""
 
     rank_zero_only = True
+    events = ("train_step_end", "val_end")
 
     def __init__(
         self,
@@ -91,13 +86,13 @@ class JsonlLoggerCallback:
             "event": event,
         }
         if "loss" in env:
-            record["loss"] = _scalar(env["loss"])
+            record["loss"] = to_scalar(env["loss"])
         optimizer = env.get("optimizer")
         if optimizer is not None and optimizer.param_groups:
             record["lr"] = float(optimizer.param_groups[0]["lr"])
         for key in self.keys:
             if key in env:
-                record[key] = _scalar(env[key])
+                record[key] = to_scalar(env[key])
         fh = self._open(env)
         fh.write(json.dumps(record, default=json_default) + "\n")
         fh.flush()

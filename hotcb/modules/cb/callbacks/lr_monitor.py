@@ -28,6 +28,7 @@ class LrMonitorCallback:
     """Learning rate (and momentum) of every optimizer param group."""
 
     rank_zero_only = True
+    events = ("train_step_end",)
 
     def __init__(self, id: str = "lr_monitor", every: int = 50) -> None:
         self.id = id

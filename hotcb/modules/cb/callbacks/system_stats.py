@@ -30,6 +30,7 @@ class SystemStatsCallback:
     """Process and system resource usage, every N steps."""
 
     rank_zero_only = True
+    events = ("train_step_end",)
 
     def __init__(self, id: str = "system_stats", every: int = 100) -> None:
         try:

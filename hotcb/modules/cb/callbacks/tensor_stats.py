@@ -33,7 +33,7 @@ import fnmatch
 from typing import Any
 
 from hotcb.modules.cb.callbacks.emit import emit
-from hotcb.modules.cb.params import check_known, positive_int
+from hotcb.modules.cb.params import check_known, glob_pattern, positive_int
 
 __all__ = ["TensorStatsCallback", "tensor_summary"]
 
@@ -75,27 +75,22 @@ class TensorStatsCallback:
     """Weight and activation statistics for modules matched by a name pattern."""
 
     rank_zero_only = True
+    events = ("train_step_end",)
 
     def __init__(self, id: str = "tensor_stats", every: int = 100, pattern: str = "*") -> None:
         self.id = id
         self.every = positive_int("every", every)
-        self.pattern = self._check_pattern(pattern)
+        self.pattern = glob_pattern("pattern", pattern, over="module names")
         self.last: dict[str, dict[str, dict[str, float]]] = {}
         self._model: Any = None
         self._handles: list[Any] = []
         self._armed = False
         self._activations: dict[str, dict[str, float]] = {}
 
-    @staticmethod
-    def _check_pattern(pattern: Any) -> str:
-        if not isinstance(pattern, str) or not pattern:
-            raise ValueError(f"pattern must be a non-empty glob over module names, got {pattern!r}")
-        return pattern
-
     def set_params(self, **kwargs: Any) -> None:
         check_known("tensor_stats", kwargs, ("every", "pattern"))
         every = positive_int("every", kwargs.get("every", self.every))
-        pattern = self._check_pattern(kwargs.get("pattern", self.pattern))
+        pattern = glob_pattern("pattern", kwargs.get("pattern", self.pattern), over="module names")
         self.every = every
         if pattern != self.pattern:
             self.pattern = pattern

@@ -4,6 +4,9 @@ Measures the wall time between consecutive ``train_step_end`` events over the la
 ``window`` steps and, every ``every`` steps, logs
 ``[timing] step=N mean=12.34ms p50=12.10ms p95=15.02ms n=200``.
 
+A step right after ``train_begin`` or after the callback was (re)attached (loaded,
+reloaded, re-enabled) has no time: the gap before it is not a training step.
+
 Hot parameters:
     every (int >= 1): report every this many steps.
     window (int >= 1): how many recent steps the statistics cover (changing it clears
@@ -13,13 +16,14 @@ Example:
     >>> cb = TimingCallback(every=2, window=10)
     >>> for step in range(1, 5):
     ...     cb.handle("train_step_end", {"step": step, "log": lambda m: None})
-    >>> sorted(cb.stats)
-    ['count', 'mean', 'p50', 'p95', 'step']
+    >>> sorted(cb.stats), cb.stats["count"]
+    (['count', 'mean', 'p50', 'p95', 'step'], 3)
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 from time import perf_counter
 from typing import Any
 
@@ -28,9 +32,14 @@ from hotcb.modules.cb.params import check_known, positive_int
 
 __all__ = ["TimingCallback"]
 
+#: In the ring of step-end times: "no step ended just before this one".
+_GAP = None
+
 
 class TimingCallback:
     """Rolling mean / p50 / p95 of the time per training step."""
+
+    events = ("train_step_end", "train_begin")
 
     def __init__(self, id: str = "timing", every: int = 50, window: int = 200) -> None:
         self.id = id
@@ -40,8 +49,11 @@ class TimingCallback:
         self._reset_window()
 
     def _reset_window(self) -> None:
-        self._buf: deque[float] = deque(maxlen=self.window)  # the ring of recent step times
-        self._last: float | None = None
+        # The hot path only appends the time a step ended (one C call); the step times
+        # are the differences of neighbours, computed when reporting. ``window + 1``
+        # times give ``window`` step times.
+        self._ends: deque[float | None] = deque(maxlen=self.window + 1)
+        self._append = self._ends.append
 
     def set_params(self, **kwargs: Any) -> None:
         check_known("timing", kwargs, ("every", "window"))
@@ -53,26 +65,29 @@ class TimingCallback:
             self._reset_window()
 
     def on_attach(self, env: dict[str, Any]) -> None:
-        self._last = None  # do not count the time the callback was away
+        self._append(_GAP)  # do not count the time the callback was away
 
     def handle(self, event: str, env: dict[str, Any]) -> None:
-        if event != "train_step_end":
-            if event == "train_begin":
-                self._last = None
-            return
-        now = perf_counter()
-        last = self._last
-        self._last = now
-        if last is None:
-            return
-        self._buf.append(now - last)
-        step = env.get("step", 0)
-        if step % self.every == 0:
-            self._report(step, env)
+        if event == "train_step_end":
+            self._append(perf_counter())
+            try:
+                step = env["step"]
+            except KeyError:  # cheaper than env.get when the step is there (the usual case)
+                step = 0
+            if step % self.every == 0:
+                self._report(step, env)
+        elif event == "train_begin":
+            self._append(_GAP)
+
+    def step_times(self) -> list[float]:
+        """The step times (seconds) in the window, oldest first."""
+        return [b - a for a, b in pairwise(self._ends) if a is not None and b is not None]
 
     def _report(self, step: int, env: dict[str, Any]) -> None:
-        samples = sorted(self._buf)
+        samples = sorted(self.step_times())
         n = len(samples)
+        if not n:
+            return
         mean = sum(samples) / n
         p50 = samples[min(n - 1, int(0.50 * n))]
         p95 = samples[min(n - 1, int(0.95 * n))]
