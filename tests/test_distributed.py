@@ -18,8 +18,9 @@ from hotcb.distributed import DistributedHotKernel, distributed_world  # noqa: E
 from hotcb.hydra.hydrate import kernel_from_config, ops_from_config  # noqa: E402
 from hotcb.kernel import HotKernel  # noqa: E402
 from hotcb.stream import CommandStream  # noqa: E402
+from tests.helpers import HEARTBEAT_CLASS  # noqa: E402
 
-HEARTBEAT = {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 4}
+HEARTBEAT = {"_target_": HEARTBEAT_CLASS, "every": 4}
 
 
 def free_port() -> int:
