@@ -21,7 +21,7 @@ from hotcb.ops import CallbackTarget, Op
 from hotcb.stream import CommandStream
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow(12)
+pytestmark = pytest.mark.slow(8)
 
 STEPS = int(os.environ.get("HOTCB_SOAK_STEPS", "1000000"))
 COMMANDS = STEPS // 10
