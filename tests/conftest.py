@@ -1,4 +1,6 @@
-"""Shared fixtures: every test gets its own live-run registry (HOTCB_HOME)."""
+"""Shared fixtures (the registry isolation every test gets is in the top-level conftest.py),
+and the order tests start in: the slowest first, so that under pytest-xdist the run does
+not end waiting for one long test that started last."""
 
 from __future__ import annotations
 
@@ -9,16 +11,21 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import TRAINER, Child
 
 
-@pytest.fixture(autouse=True)
-def _isolated_hotcb_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Keep tests out of the user's real registry of live runs."""
-    monkeypatch.setenv("HOTCB_HOME", str(tmp_path_factory.mktemp("hotcb_home")))
-    monkeypatch.delenv("HOTCB_RUN_DIR", raising=False)
+def expected_seconds(item: pytest.Item) -> float:
+    """How long ``item`` is marked to take: ``@pytest.mark.slow(seconds)``, else 0."""
+    mark = item.get_closest_marker("slow")
+    if mark is None:
+        return 0.0
+    return float(mark.args[0]) if mark.args else 10.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first (a stable sort: the others keep their order). With ``--dist
+    loadgroup`` each idle worker takes the next test in this order."""
+    items.sort(key=expected_seconds, reverse=True)
 
 
 @pytest.fixture
@@ -60,3 +67,32 @@ def kernel_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for kernel in made:
         kernel.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Child]]:
+    """``spawn(argv, cwd=..., env=..., ctrl_c=...)`` starts a :class:`~tests.helpers.Child`;
+    whatever still runs when the test ends is killed with everything it started."""
+    children: list[Child] = []
+
+    def start(argv: list[str], **kwargs: Any) -> Child:
+        child = Child(argv, **kwargs)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.kill()
+
+
+@pytest.fixture
+def trainer(spawn: Callable[..., Child]) -> Callable[..., Child]:
+    """``trainer(run_dir, step=0, heartbeat=0, echo=False)`` starts the
+    :data:`~tests.helpers.TRAINER` process (``child.first_line()`` is ``fresh`` or
+    ``resumed``); it stops on Ctrl-C (``child.interrupt()``)."""
+
+    def start(run_dir: Path, step: int = 0, heartbeat: int = 0, echo: bool = False) -> Child:
+        argv = [sys.executable, "-c", TRAINER, str(run_dir), str(step), str(heartbeat)]
+        return spawn([*argv, "echo" if echo else "quiet"], ctrl_c=True)
+
+    return start

@@ -5,7 +5,6 @@ The two-rank behaviour is tested under torchrun in tests/distributed/."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,16 @@ from hotcb.distributed import DistributedHotKernel, distributed_world  # noqa: E
 from hotcb.hydra.hydrate import kernel_from_config, ops_from_config  # noqa: E402
 from hotcb.kernel import HotKernel  # noqa: E402
 from hotcb.stream import CommandStream  # noqa: E402
+from tests.helpers import HEARTBEAT_CLASS  # noqa: E402
 
-HEARTBEAT = {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 4}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+HEARTBEAT = {"_target_": HEARTBEAT_CLASS, "every": 4}
 
 
 @pytest.fixture
-def group() -> Iterator[None]:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
-    )
+def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A one-process gloo group that meets through a file (no port to collide on)."""
+    store = tmp_path_factory.mktemp("gloo") / "store"
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
     yield
     dist.destroy_process_group()
 

@@ -16,12 +16,8 @@ from hotcb.ledger import read_ledger
 from hotcb.ops import CallbackTarget, Op
 from hotcb.state import read_state
 from hotcb.stream import CommandStream
+from tests.helpers import HEARTBEAT_DICT
 
-HEARTBEAT = {
-    "kind": "module",
-    "path": "hotcb.modules.cb.callbacks.heartbeat",
-    "symbol": "HeartbeatCallback",
-}
 TIMING = {"kind": "module", "path": "hotcb.modules.cb.callbacks.timing", "symbol": "TimingCallback"}
 
 VIZ_SOURCE = textwrap.dedent(
@@ -62,7 +58,7 @@ def entries(kernel: HotKernel) -> list[Any]:
 
 def test_load_set_disable_enable_unload_cycle(kernel_factory: Any, log_lines: Any) -> None:
     kernel = kernel_factory()
-    send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 4})
+    send(kernel, op="load", id="heartbeat", target=HEARTBEAT_DICT, init={"every": 4})
     for n in range(1, 9):
         step(kernel, n, log_lines)
     assert log_lines.matching("[heartbeat]") == [
@@ -80,7 +76,7 @@ def test_load_set_disable_enable_unload_cycle(kernel_factory: Any, log_lines: An
     assert status == {
         "enabled": True,
         "loaded": True,
-        "target": HEARTBEAT,
+        "target": HEARTBEAT_DICT,
         "params": {"every": 3},
         "error": None,
         "sha256": None,
@@ -112,7 +108,7 @@ def test_malformed_line_is_recorded_and_later_lines_still_apply(
     kernel_factory: Any, log_lines: Any
 ) -> None:
     kernel = kernel_factory()
-    send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 1})
+    send(kernel, op="load", id="heartbeat", target=HEARTBEAT_DICT, init={"every": 1})
     with open(kernel.run_dir.commands, "a") as fh:
         fh.write('{"op": "set", "id": "heartbeat", "params": {"every": \n')
     send(kernel, op="set", id="heartbeat", params={"every": 7})
@@ -131,7 +127,7 @@ def test_half_written_line_is_applied_once_when_complete(
     kernel_factory: Any, log_lines: Any
 ) -> None:
     kernel = kernel_factory()
-    send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 1})
+    send(kernel, op="load", id="heartbeat", target=HEARTBEAT_DICT, init={"every": 1})
     step(kernel, 1, log_lines)
     with open(kernel.run_dir.commands, "a") as fh:
         fh.write('{"op": "set", "id": "heartbeat", ')
@@ -171,7 +167,7 @@ def test_half_written_line_is_applied_once_when_complete(
             "no module named 'no_such_pkg'",
         ),
         (
-            {"op": "load", "id": "x", "target": {**HEARTBEAT, "symbol": "Nope"}},
+            {"op": "load", "id": "x", "target": {**HEARTBEAT_DICT, "symbol": "Nope"}},
             "has no attribute 'Nope'",
         ),
         (
@@ -183,7 +179,7 @@ def test_half_written_line_is_applied_once_when_complete(
             "refused",
         ),
         (
-            {"op": "load", "id": "x", "target": HEARTBEAT, "init": {"evry": 3}},
+            {"op": "load", "id": "x", "target": HEARTBEAT_DICT, "init": {"evry": 3}},
             "does not accept 'evry'",
         ),
         ({"op": "set", "id": "heartbeat", "params": {"every": 0}}, "every must be an integer >= 1"),
@@ -194,7 +190,7 @@ def test_bad_ops_fail_alone_and_change_nothing(
     kernel_factory: Any, log_lines: Any, command: dict[str, Any], fragment: str
 ) -> None:
     kernel = kernel_factory()
-    send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 2})
+    send(kernel, op="load", id="heartbeat", target=HEARTBEAT_DICT, init={"every": 2})
     step(kernel, 1, log_lines)
     before = kernel.modules["cb"].status()
     send(kernel, **command)
@@ -313,7 +309,7 @@ def test_raising_callback_is_auto_disabled_and_can_be_re_enabled(
         id="flaky",
         target={"kind": "python_file", "path": str(src), "symbol": "Flaky"},
     )
-    send(kernel, op="load", id="heartbeat", target=HEARTBEAT, init={"every": 1})
+    send(kernel, op="load", id="heartbeat", target=HEARTBEAT_DICT, init={"every": 1})
     for n in range(1, 6):
         step(kernel, n, log_lines)  # never raises
     flaky = kernel.modules["cb"].controller.get("flaky")
@@ -384,7 +380,7 @@ def test_restart_in_same_run_dir_resumes_without_reapplying(
         init={"every": 2},
         target={"kind": "python_file", "path": str(viz), "symbol": "FeatureViz"},
     )
-    send(first, op="load", id="heartbeat", target=HEARTBEAT)
+    send(first, op="load", id="heartbeat", target=HEARTBEAT_DICT)
     send(first, op="set", id="feat_viz", params={"every": 5})
     send(first, op="disable", id="heartbeat")
     step(first, 10, log_lines)
@@ -412,6 +408,7 @@ def test_apply_never_raises_on_garbage(kernel_factory: Any, log_lines: Any) -> N
     assert [e.decision for e in entries(kernel)] == ["failed"] * 5
 
 
+@pytest.mark.subprocess
 def test_a_run_that_forgets_close_is_closed_at_exit(tmp_path: Path, python: str) -> None:
     import subprocess
 

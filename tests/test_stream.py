@@ -6,6 +6,8 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
+import pytest
+
 from hotcb.stream import CommandStream
 
 
@@ -56,6 +58,7 @@ def _writer(path: str, writer: int, count: int) -> None:
         stream.append({"op": "set", "id": "hb", "params": {"w": writer, "i": i, "pad": pad}})
 
 
+@pytest.mark.subprocess
 def test_concurrent_writers_never_interleave_or_lose_lines(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     procs = [mp.Process(target=_writer, args=(str(path), w, 200)) for w in range(6)]

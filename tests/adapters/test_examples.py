@@ -9,16 +9,25 @@ from pathlib import Path
 import pytest
 
 from hotcb.ledger import read_ledger
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
 
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("script", "extra", "expected_ids"),
     [
-        ("lightning_train.py", "lightning.pytorch", {"heartbeat", "lr_monitor"}),
-        ("hf_train.py", "transformers", {"heartbeat", "anomaly_guard"}),
+        pytest.param(
+            "lightning_train.py",
+            "lightning.pytorch",
+            {"heartbeat", "lr_monitor"},
+            marks=pytest.mark.slow(6),
+        ),
+        pytest.param(
+            "hf_train.py",
+            "transformers",
+            {"heartbeat", "anomaly_guard"},
+            marks=pytest.mark.slow(14),
+        ),
     ],
 )
 def test_example_trains_and_records_its_callbacks(
@@ -29,7 +38,7 @@ def test_example_trains_and_records_its_callbacks(
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "examples" / script),
+            str(REPO / "examples" / script),
             "--steps",
             "100",
             "--run-dir",

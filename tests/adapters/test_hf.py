@@ -4,9 +4,6 @@ live by a real `hotcb` process mid-run."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +14,9 @@ import torch  # noqa: E402
 
 from hotcb.adapters.hf import HotHFCallback  # noqa: E402
 from hotcb.ledger import read_ledger  # noqa: E402
+from tests.helpers import HEARTBEAT_CLASS, hotcb, needs_hotcb  # noqa: E402
 
-HOTCB = shutil.which("hotcb")
-HEARTBEAT = {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 100}
+HEARTBEAT = {"_target_": HEARTBEAT_CLASS, "every": 100}
 
 
 class Tokens(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -63,16 +60,11 @@ class CliAtStep(transformers.TrainerCallback):  # type: ignore[misc]
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if state.global_step == self.step:
-            assert HOTCB
-            subprocess.run(
-                [HOTCB, "--dir", str(self.run_dir), *self.args],
-                check=True,
-                timeout=60,
-                env={**os.environ},
-            )
+            hotcb("--dir", str(self.run_dir), *self.args)
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+@needs_hotcb
+@pytest.mark.subprocess
 def test_train_with_a_live_change(tmp_path: Path) -> None:
     run_dir = tmp_path / "hotcb"
     lines: list[str] = []

@@ -4,21 +4,18 @@ DistributedHotKernel on every process, and a live `hotcb` command lands on both 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.ddp_log import applied_once_on_both, beats
+from tests.helpers import HOTCB, Child, needs_hotcb
 
 pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.subprocess
-
-HOTCB = shutil.which("hotcb")
 
 SCRIPT = """
 import subprocess, sys, torch, transformers
@@ -54,13 +51,16 @@ transformers.Trainer(model=model, args=args, train_dataset=Tokens(), callbacks=[
 """
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_ddp_train_applies_a_live_change_on_both_processes_at_one_step(tmp_path: Path) -> None:
+@needs_hotcb
+@pytest.mark.slow(11)
+def test_ddp_train_applies_a_live_change_on_both_processes_at_one_step(
+    tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     run_dir = tmp_path / "hot"
     assert HOTCB
-    proc = subprocess.run(
+    proc = spawn(
         [
             sys.executable,
             "-m",
@@ -72,13 +72,9 @@ def test_ddp_train_applies_a_live_change_on_both_processes_at_one_step(tmp_path:
             str(run_dir),
         ],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={"OMP_NUM_THREADS": "1"},
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    out = proc.stdout
+    out = proc.finish(timeout=300)
     # sent during step 23, applied at a sync point within 2 * sync_every steps, on both
     at = applied_once_on_both(out, "set heartbeat")
     assert 23 <= at <= 35 and at % 5 == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv as csv_module
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +16,9 @@ import torch  # noqa: E402
 
 from hotcb.adapters.lightning import HotCallbackController  # noqa: E402
 from hotcb.ledger import read_ledger  # noqa: E402
+from tests.helpers import HEARTBEAT_CLASS, hotcb, needs_hotcb  # noqa: E402
 
-HOTCB = shutil.which("hotcb")
-HEARTBEAT = {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 100}
+HEARTBEAT = {"_target_": HEARTBEAT_CLASS, "every": 100}
 
 
 class TinyModule(L.LightningModule):  # type: ignore[misc,name-defined]
@@ -70,11 +69,11 @@ class CliAtStep(L.Callback):  # type: ignore[misc,name-defined]
 
     def on_train_batch_start(self, trainer: Any, *rest: Any) -> None:
         if trainer.global_step == self.step:
-            assert HOTCB
-            subprocess.run([HOTCB, "--dir", str(self.run_dir), *self.args], check=True, timeout=60)
+            hotcb("--dir", str(self.run_dir), *self.args)
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+@needs_hotcb
+@pytest.mark.subprocess
 def test_fit_with_a_live_change(tmp_path: Path) -> None:
     run_dir = tmp_path / "hotcb"
     lines: list[str] = []
@@ -154,6 +153,7 @@ def test_is_hydra_instantiable(tmp_path: Path) -> None:
     assert state["callbacks"]["heartbeat"]["params"] == {"every": 100}
 
 
+@pytest.mark.subprocess
 def test_importing_hotcb_does_not_import_lightning() -> None:
     code = "import sys, hotcb, hotcb.kernel, hotcb.cli; print('lightning' in sys.modules)"
     assert (

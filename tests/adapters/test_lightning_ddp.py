@@ -4,20 +4,18 @@ DistributedHotKernel on every rank, and a live `hotcb` command lands on both at 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.ddp_log import applied_once_on_both, beats
+from tests.helpers import HOTCB, Child, needs_hotcb
 
 pytest.importorskip("lightning.pytorch")
 
 pytestmark = pytest.mark.subprocess
-
-HOTCB = shutil.which("hotcb")
 
 SCRIPT = """
 import subprocess, sys, torch, lightning.pytorch as L
@@ -55,21 +53,17 @@ trainer.fit(M(), data)
 """
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_ddp_fit_applies_a_live_change_on_both_ranks_at_one_step(tmp_path: Path) -> None:
+@needs_hotcb
+@pytest.mark.slow(14)
+def test_ddp_fit_applies_a_live_change_on_both_ranks_at_one_step(
+    tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
     run_dir = tmp_path / "hot"
     assert HOTCB
-    proc = subprocess.run(
-        [sys.executable, str(script), HOTCB, str(run_dir)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    out = proc.stdout
+    # Lightning starts rank 1 itself, on a free port it picks
+    out = spawn([sys.executable, str(script), HOTCB, str(run_dir)], cwd=tmp_path).finish(300)
     # sent during step 33, applied at a sync point within 2 * sync_every steps, on both ranks
     at = applied_once_on_both(out, "set heartbeat")
     assert 33 <= at <= 45 and at % 5 == 0

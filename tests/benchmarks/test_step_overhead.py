@@ -1,15 +1,17 @@
-"""The benchmark scripts stay runnable and report what they promise (not timed tests)."""
+"""The benchmark scripts stay runnable and report what they promise (not timed tests):
+each figure is in a plausible range and agrees with the figures it is computed from."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.subprocess
 
 
 def run_benchmark(python: str, script: str, *args: str, timeout: float) -> dict[str, Any]:
@@ -25,6 +27,7 @@ def run_benchmark(python: str, script: str, *args: str, timeout: float) -> dict[
     return result
 
 
+@pytest.mark.slow(7)
 def test_benchmark_reports_overhead_in_noop_calls_and_ratio(python: str) -> None:
     result = run_benchmark(
         python,
@@ -47,11 +50,20 @@ def test_benchmark_reports_overhead_in_noop_calls_and_ratio(python: str) -> None
     assert 0.2 < result["torch_ratio"] < 5
 
 
+@pytest.mark.slow(13)
 def test_ddp_benchmark_reports_both_sync_intervals(python: str) -> None:
     result = run_benchmark(
         python, "ddp_overhead.py", *("--steps", "20", "--repeats", "1"), timeout=240
     )
-    assert result["world_size"] == 2 and result["bare_us_per_step"] > 0
+    assert result["world_size"] == 2 and result["steps"] == 20
+    bare = result["bare_us_per_step"]
+    assert 10 < bare < 1_000_000  # a gloo all_reduce of a Linear(64, 64): a few ms
     for key in ("sync_every_1", "sync_every_10"):
-        assert result[f"{key}_ratio"] > 0
-        assert result[f"{key}_in_apply_us_per_step"] > 0
+        per_step, in_apply = result[f"{key}_us_per_step"], result[f"{key}_in_apply_us_per_step"]
+        assert result[f"{key}_ratio"] == pytest.approx(per_step / bare, rel=0.01)
+        assert result[f"{key}_overhead_us_per_step"] == pytest.approx(per_step - bare, abs=0.2)
+        assert 0 < in_apply < per_step  # time inside apply is part of the step
+    # a sync point is an all_reduce: syncing every step costs more than every 10th step
+    assert (
+        result["sync_every_1_in_apply_us_per_step"] > result["sync_every_10_in_apply_us_per_step"]
+    )

@@ -12,9 +12,8 @@ from click.testing import CliRunner
 
 from hotcb.cli import cli
 from hotcb.kernel import HotKernel
-from hotcb.ops import CallbackTarget, Op
-
-HEARTBEAT = CallbackTarget("module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback")
+from hotcb.ops import Op
+from tests.helpers import HEARTBEAT
 
 
 @pytest.fixture
@@ -246,6 +245,7 @@ def test_every_command_has_help() -> None:
         assert result.exit_code == 0 and "Usage:" in result.output, args
 
 
+@pytest.mark.subprocess
 def test_cli_never_imports_torch(run: HotKernel) -> None:
     import subprocess
 

@@ -8,13 +8,9 @@ and a restart in the same run dir must give every rank the same state back.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +18,9 @@ import pytest
 
 from hotcb.ledger import read_ledger
 from tests.ddp_log import applied, applied_once_on_both, beats
+from tests.helpers import REPO, Child, external_entries, hotcb, needs_hotcb, run_state, stop_gate
 
-pytestmark = pytest.mark.subprocess
-
-REPO = Path(__file__).resolve().parents[2]
-HOTCB = shutil.which("hotcb")
+pytestmark = [pytest.mark.subprocess, needs_hotcb]
 
 RANK_ONE_FAILS = """
 class Boom:
@@ -52,8 +46,9 @@ class Stopper:
 """
 
 
-def torchrun(run_dir: Path, *overrides: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def torchrun(spawn: Callable[..., Child], run_dir: Path, *overrides: str) -> Child:
+    """The example app on 2 ranks (`--standalone`: its own free rendezvous port)."""
+    return spawn(
         [
             sys.executable,
             "-m",
@@ -68,74 +63,64 @@ def torchrun(run_dir: Path, *overrides: str) -> subprocess.Popen[str]:
             *overrides,
         ],
         cwd=run_dir.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={"OMP_NUM_THREADS": "1"},
     )
 
 
-def hotcb(run_dir: Path, *args: str) -> None:
-    assert HOTCB
-    subprocess.run([HOTCB, "--dir", str(run_dir), *args], check=True, timeout=60)
+def at_step(proc: Child, run_dir: Path, step: int) -> None:
+    """Wait until the run reports ``step`` in its state file."""
+    proc.wait_for(
+        lambda: (run_state(run_dir).get("step") or 0) >= step,
+        timeout=120,
+        what=f"step {step}",
+    )
 
 
-def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    state = run_dir / "hotcb.state.json"
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "training ended before the live change"
-        try:
-            if (json.loads(state.read_text()).get("step") or 0) >= step:
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"run never reached step {step}")
+def stopped_at(out: str) -> int:
+    """The step both ranks stopped at (a stop is agreed at one step)."""
+    stops = {int(r): int(s) for r, s in re.findall(r"\[rank (\d)\] stopping at step (\d+)", out)}
+    assert set(stops) == {0, 1} and stops[0] == stops[1], out[-3000:]
+    return stops[0]
 
 
-def finish(proc: subprocess.Popen[str]) -> str:
-    try:
-        out, _ = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:  # a hang is a failure, not a stuck CI job
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError("torchrun hung:\n" + out[-4000:]) from None
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_live_ops_apply_on_both_ranks_at_the_same_step(tmp_path: Path) -> None:
+@pytest.mark.slow(17)
+def test_live_ops_apply_on_both_ranks_at_the_same_step(
+    tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
     run_dir = tmp_path / "ddp"
     boom = tmp_path / "boom.py"
     boom.write_text(RANK_ONE_FAILS)
+    gate = stop_gate(tmp_path)  # the run lasts until the test has seen what it needs
     proc = torchrun(
-        run_dir, "steps=1200", "step_sleep=0.005", "hotcb.callbacks.heartbeat.every=100"
+        spawn,
+        run_dir,
+        "steps=100000",
+        "step_sleep=0.002",
+        "hotcb.callbacks.heartbeat.every=100",
+        *gate.overrides,
     )
-    wait_for_step(run_dir, 150, proc)
-    hotcb(run_dir, "cb", "set", "heartbeat", "every=30")
-    hotcb(run_dir, "cb", "load", "boom", "--file", str(boom), "--symbol", "Boom")
-    out = finish(proc)
+    at_step(proc, run_dir, 210)  # heartbeats at 100 and 200, lr_monitor at 200
+    hotcb("--dir", str(run_dir), "cb", "set", "heartbeat", "every=30")
+    hotcb("--dir", str(run_dir), "cb", "load", "boom", "--file", str(boom), "--symbol", "Boom")
+    proc.wait_for(lambda: len(external_entries(run_dir)) == 2, what="both commands applied")
+    at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
+    gate.release()
+    out = proc.finish()
+    end = stopped_at(out)
 
     # both ranks applied the set at the same step, a sync point (a multiple of 5)
     at = applied_once_on_both(out, "set heartbeat")
-    assert at >= 150 and at % 5 == 0
+    assert at >= 210 and at % 5 == 0
     # ... and both ranks' heartbeat changed cadence there
     for rank in (0, 1):
         before = [s for s in beats(out, rank) if s < at]
         after = [s for s in beats(out, rank) if s > at]
-        assert before and all(s % 100 == 0 for s in before)
-        assert after == list(range(at + 30 - at % 30 if at % 30 else at + 30, 1201, 30))
+        assert before == list(range(100, at, 100))
+        assert after == list(range(at + 30 - at % 30, end + 1, 30))
     assert beats(out, 0) == beats(out, 1)
     # lr_monitor logs: rank-zero-only, so rank 1 never runs it
     assert re.findall(r"\[rank 0\] \[lr_monitor\] step=(\d+)", out) == [
-        "200",
-        "400",
-        "600",
-        "800",
-        "1000",
-        "1200",
+        str(s) for s in range(200, end + 1, 200)
     ]
     assert "[rank 1] [lr_monitor]" not in out
 
@@ -152,38 +137,36 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(tmp_path: Path) -> None:
     assert len(failures) == 1
     assert failures[0].source == "auto" and failures[0].payload["rank"] == 1
     assert "rank 1: RuntimeError: only rank 1 breaks" in (failures[0].error or "")
-    state = json.loads((run_dir / "hotcb.state.json").read_text())
-    assert state["world_size"] == 2 and state["closed"] and state["step"] == 1200
+    state = run_state(run_dir)
+    assert state["world_size"] == 2 and state["closed"] and state["step"] == end
     assert state["callbacks"]["boom"]["enabled"] is False  # disabled on every rank
     assert state["callbacks"]["boom"]["error"].startswith("rank 1: RuntimeError: only rank 1")
-    assert (
-        "world size 2"
-        in subprocess.run(
-            [HOTCB, "--dir", str(run_dir), "status"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()[0]
-    )
+    assert "world size 2" in hotcb("--dir", str(run_dir), "status").stdout.splitlines()[0]
     assert state["callbacks"]["heartbeat"]["params"] == {"every": 30}
 
     # a restart in the same dir: both ranks rebuild the same set (boom from captured bytes)
     boom.unlink()  # only the captured source remains
-    proc = torchrun(run_dir, "steps=60", "hotcb.callbacks.heartbeat.every=100")
-    out = finish(proc)
+    gate.file.unlink()  # the gate is rebuilt too: closed this time
+    out = torchrun(spawn, run_dir, "steps=60", "hotcb.callbacks.heartbeat.every=100").finish()
     assert beats(out, 0) == beats(out, 1) == [30, 60]  # every=30 survived the restart
     assert "load boom failed" not in out  # rank 1 had no file: it got rank 0's bytes
-    state = json.loads((run_dir / "hotcb.state.json").read_text())
+    state = run_state(run_dir)
     assert state["callbacks"]["boom"]["enabled"] is False and state["step"] == 60
     assert state["callbacks"]["heartbeat"]["params"] == {"every": 30}
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(tmp_path: Path) -> None:
+@pytest.mark.slow(7)
+def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(
+    tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
     run_dir = tmp_path / "ddp"
     stopper = tmp_path / "stopper.py"
     stopper.write_text(RANK_ONE_STOPS)
-    proc = torchrun(run_dir, "steps=100000", "step_sleep=0.002")
-    wait_for_step(run_dir, 50, proc)
+    proc = torchrun(spawn, run_dir, "steps=100000", "step_sleep=0.002")
+    at_step(proc, run_dir, 50)
     hotcb(
-        run_dir,
+        "--dir",
+        str(run_dir),
         "cb",
         "load",
         "stopper",
@@ -194,9 +177,8 @@ def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(tmp_path: Path) ->
         "--init",
         "at=1",
     )
-    out = finish(proc)  # would hang (or time out) if only rank 1 left the loop
-    stops = {int(r): int(s) for r, s in re.findall(r"\[rank (\d)\] stopping at step (\d+)", out)}
-    assert set(stops) == {0, 1} and stops[0] == stops[1], out[-3000:]
+    out = proc.finish()  # would hang (and fail) if only rank 1 left the loop
+    end = stopped_at(out)
     assert "rank 1 has seen enough" in out
-    state: dict[str, Any] = json.loads((run_dir / "hotcb.state.json").read_text())
-    assert state["closed"] and state["step"] == stops[0]
+    state: dict[str, Any] = run_state(run_dir)
+    assert state["closed"] and state["step"] == end

@@ -10,7 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
 CONF = REPO / "conf"
 
 

@@ -36,6 +36,7 @@ def resolved(value: Any) -> Any:
     return OmegaConf.to_container(OmegaConf.create({"k": parsed}), resolve=True)["k"]
 
 
+@pytest.mark.slow(6)
 @settings(max_examples=300, deadline=None)
 @given(VALUES)
 def test_every_value_round_trips_through_hydras_parser(value: Any) -> None:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import HEARTBEAT_CLASS, REPO
+
 TIMING = {
     "_target_": "hotcb.modules.cb.callbacks.timing.TimingCallback",
     "every": 50,
     "window": 200,
 }
-HEARTBEAT = {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 100}
+HEARTBEAT = {"_target_": HEARTBEAT_CLASS, "every": 100}
 
 
 def test_selecting_overriding_adding_removing(composer: Any) -> None:
@@ -46,6 +50,7 @@ def test_user_options_sit_beside_the_builtins(composer: Any, tmp_path: Path) -> 
     }
 
 
+@pytest.mark.subprocess
 def test_search_path_plugin_is_discovered_by_hydra(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(
@@ -70,6 +75,7 @@ def test_search_path_plugin_is_discovered_by_hydra(tmp_path: Path) -> None:
     assert yaml.safe_load(out) == {"hotcb": {"callbacks": {"heartbeat": HEARTBEAT}}}
 
 
+@pytest.mark.subprocess
 def test_plugin_module_imports_nothing_heavy() -> None:
     code = (
         "import sys, hydra_plugins.hotcb_searchpath.hotcb_searchpath_plugin\n"
@@ -81,6 +87,8 @@ def test_plugin_module_imports_nothing_heavy() -> None:
     assert out.strip() == "[]"
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow(3)
 def test_example_app_composes_with_cfg_job() -> None:
     out = subprocess.run(
         [
@@ -101,9 +109,15 @@ def test_example_app_composes_with_cfg_job() -> None:
     assert cfg["steps"] > 0 and cfg["hotcb"]["callbacks"]["heartbeat"]["every"] == 5
 
 
+@pytest.mark.subprocess
+@pytest.mark.skipif(importlib.util.find_spec("pip") is None, reason="needs pip to build a wheel")
 def test_wheel_ships_the_config_group_and_plugin(tmp_path: Path) -> None:
-    if shutil.which("pip") is None:
-        return
+    src = tmp_path / "src"  # build from a copy: a build leaves build/ and *.egg-info behind
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for package in ("hotcb", "hydra_plugins"):
+        shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [
             sys.executable,
@@ -115,14 +129,12 @@ def test_wheel_ships_the_config_group_and_plugin(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(REPO),
+            str(src),
         ],
         check=True,
         timeout=300,
         capture_output=True,
     )
-    import zipfile
-
     (wheel,) = tmp_path.glob("hotcb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hotcb/conf/hotcb/callbacks/timing.yaml" in names

@@ -11,8 +11,7 @@ from omegaconf import OmegaConf
 from hotcb.hydra.hydrate import HydrationError, kernel_from_config, ops_from_config, parse_target
 from hotcb.kernel import HotKernel
 from hotcb.ledger import read_ledger
-
-HB = "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback"
+from tests.helpers import HEARTBEAT_CLASS
 
 
 def cfg(callbacks: dict[str, Any], **hotcb: Any) -> Any:
@@ -20,7 +19,7 @@ def cfg(callbacks: dict[str, Any], **hotcb: Any) -> Any:
 
 
 def test_target_mapping() -> None:
-    assert parse_target(HB).to_dict() == {
+    assert parse_target(HEARTBEAT_CLASS).to_dict() == {
         "kind": "module",
         "path": "hotcb.modules.cb.callbacks.heartbeat",
         "symbol": "HeartbeatCallback",
@@ -64,7 +63,9 @@ def test_repo_config_hydrates_with_plain_values(composer: Any, tmp_path: Path) -
 
 def test_enabled_flag_keeps_it_loaded_but_disabled(tmp_path: Path) -> None:
     kernel = kernel_from_config(
-        cfg({"hb": {"_target_": HB, "_enabled_": False}}), run_dir=tmp_path, register=False
+        cfg({"hb": {"_target_": HEARTBEAT_CLASS, "_enabled_": False}}),
+        run_dir=tmp_path,
+        register=False,
     )
     assert kernel.modules["cb"].status()["hb"]["enabled"] is False
     kernel.close()
@@ -73,7 +74,7 @@ def test_enabled_flag_keeps_it_loaded_but_disabled(tmp_path: Path) -> None:
 def test_unknown_constructor_key_names_callback_key_and_accepted(tmp_path: Path) -> None:
     with pytest.raises(HydrationError) as info:
         kernel_from_config(
-            cfg({"hb": {"_target_": HB, "evry": 5}}), run_dir=tmp_path, register=False
+            cfg({"hb": {"_target_": HEARTBEAT_CLASS, "evry": 5}}), run_dir=tmp_path, register=False
         )
     assert str(info.value) == (
         "hotcb.callbacks.hb: callback 'hb': HeartbeatCallback() does not accept "
@@ -85,7 +86,7 @@ def test_unknown_constructor_key_names_callback_key_and_accepted(tmp_path: Path)
 
 def test_non_strict_goes_on_without_the_bad_one(tmp_path: Path) -> None:
     kernel = kernel_from_config(
-        cfg({"hb": {"_target_": HB}, "bad": {"_target_": "no.such.Cb"}}),
+        cfg({"hb": {"_target_": HEARTBEAT_CLASS}, "bad": {"_target_": "no.such.Cb"}}),
         run_dir=tmp_path,
         register=False,
         strict=False,
@@ -98,8 +99,8 @@ def test_non_strict_goes_on_without_the_bad_one(tmp_path: Path) -> None:
     ("node", "fragment"),
     [
         ({"every": 5}, "missing _target_"),
-        ({"_target_": HB, "_enabled_": "no"}, "_enabled_ must be"),
-        ({"_target_": HB, "_partial_": True}, "_partial_ not supported"),
+        ({"_target_": HEARTBEAT_CLASS, "_enabled_": "no"}, "_enabled_ must be"),
+        ({"_target_": HEARTBEAT_CLASS, "_partial_": True}, "_partial_ not supported"),
     ],
 )
 def test_bad_nodes_are_named(node: dict[str, Any], fragment: str) -> None:
@@ -124,11 +125,11 @@ def test_without_hydra_a_run_dir_is_required() -> None:
 
 def test_resumed_run_does_not_reapply_the_config(tmp_path: Path) -> None:
     first = kernel_from_config(
-        cfg({"hb": {"_target_": HB, "every": 3}}), run_dir=tmp_path, register=False
+        cfg({"hb": {"_target_": HEARTBEAT_CLASS, "every": 3}}), run_dir=tmp_path, register=False
     )
     first.close()
     second = kernel_from_config(
-        cfg({"hb": {"_target_": HB, "every": 3}}), run_dir=tmp_path, register=False
+        cfg({"hb": {"_target_": HEARTBEAT_CLASS, "every": 3}}), run_dir=tmp_path, register=False
     )
     assert second.resumed and second.modules["cb"].status()["hb"]["params"] == {"every": 3}
     loads = [e for e in read_ledger(tmp_path / "hotcb.applied.jsonl").entries if e.op == "load"]

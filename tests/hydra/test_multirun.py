@@ -7,25 +7,21 @@ launchers, real `hotcb` processes beside them, and the SLURM launcher's composed
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hotcb.ledger import read_ledger
+from tests.helpers import REPO, Child, external_entries, hotcb, needs_hotcb, stop_gate
 
-pytestmark = pytest.mark.subprocess
-
-REPO = Path(__file__).resolve().parents[2]
-HOTCB = shutil.which("hotcb")
+SweepStarter = Callable[..., Child]
 
 
-def sweep(tmp_path: Path, *overrides: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def sweep(spawn: SweepStarter, tmp_path: Path, *overrides: str) -> Child:
+    return spawn(
         [
             sys.executable,
             str(REPO / "examples" / "train.py"),
@@ -36,23 +32,7 @@ def sweep(tmp_path: Path, *overrides: str) -> subprocess.Popen[str]:
             *overrides,
         ],
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-
-
-def hotcb(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    assert HOTCB
-    result = subprocess.run([HOTCB, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert (result.returncode == 0) == ok, result.stdout + result.stderr
-    return result
-
-
-def finish(proc: subprocess.Popen[str]) -> str:
-    out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out[-4000:]
-    return out
 
 
 def states(sweep_dir: Path) -> dict[str, dict[str, Any]]:
@@ -62,20 +42,31 @@ def states(sweep_dir: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_joblib_sweep_takes_a_live_command_in_every_job(tmp_path: Path) -> None:
+@needs_hotcb
+@pytest.mark.subprocess
+@pytest.mark.slow(12)
+def test_joblib_sweep_takes_a_live_command_in_every_job(
+    tmp_path: Path, spawn: SweepStarter
+) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    proc = sweep(tmp_path, "hydra/launcher=joblib", "steps=2500", "step_sleep=0.004")
+    gate = stop_gate(tmp_path)  # the jobs run until the test has seen the command land
+    proc = sweep(
+        spawn,
+        tmp_path,
+        "hydra/launcher=joblib",
+        "steps=100000",
+        "step_sleep=0.004",
+        *gate.overrides,
+    )
     sweep_dir = tmp_path / "sweep"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        live = states(sweep_dir)
-        if len(live) == 2 and all((s.get("step") or 0) >= 50 for s in live.values()):
-            break
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the two jobs never both started")
+    proc.wait_for(
+        lambda: (
+            len(live := states(sweep_dir)) == 2
+            and all((s.get("step") or 0) >= 50 for s in live.values())
+        ),
+        timeout=120,
+        what="both jobs at step 50",
+    )
 
     # no --dir: two live runs of one sweep; the CLI says how to reach them
     refused = hotcb("cb", "set", "heartbeat", "every=7", cwd=tmp_path, ok=False)
@@ -91,17 +82,20 @@ def test_joblib_sweep_takes_a_live_command_in_every_job(tmp_path: Path) -> None:
         ).stdout
     )
     assert [(j["job"], j["queued"]) for j in sent["jobs"]] == [("0", True), ("1", True)]
-    finish(proc)
+    proc.wait_for(
+        lambda: all(external_entries(sweep_dir / job) for job in ("0", "1")),
+        what="the command in both jobs' ledgers",
+    )
+    gate.release()
+    proc.finish(timeout=120)
 
     # each job: its own ledger, the command applied once, its own final state
     for job in ("0", "1"):
         run = sweep_dir / job
-        entries = read_ledger(run / "hotcb.applied.jsonl").entries
-        assert [(e.op, e.id, e.decision) for e in entries if e.source == "external"] == [
-            ("set", "heartbeat", "applied")
-        ]
+        (entry,) = external_entries(run)
+        assert (entry.op, entry.id, entry.decision) == ("set", "heartbeat", "applied")
         state = json.loads((run / "hotcb.state.json").read_text())
-        assert state["closed"] and state["step"] == 2500
+        assert state["closed"] and state["step"] >= entry.step
         assert state["callbacks"]["heartbeat"]["params"] == {"every": 7}
         # export-config works per job
         deltas = hotcb("--dir", str(run), "export-config", "--format", "overrides", cwd=tmp_path)
@@ -110,11 +104,13 @@ def test_joblib_sweep_takes_a_live_command_in_every_job(tmp_path: Path) -> None:
     assert [la["job_num"] for la in launches] == [0, 1]
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
+@needs_hotcb
+@pytest.mark.subprocess
+@pytest.mark.slow(5)
 def test_basic_launcher_jobs_run_one_after_another_each_with_its_own_ledger(
-    tmp_path: Path,
+    tmp_path: Path, spawn: SweepStarter
 ) -> None:
-    finish(sweep(tmp_path, "steps=40"))
+    sweep(spawn, tmp_path, "steps=40").finish(timeout=240)
     sweep_dir = tmp_path / "sweep"
     final = states(sweep_dir)
     assert sorted(final) == ["0", "1"]
@@ -135,10 +131,12 @@ def test_basic_launcher_jobs_run_one_after_another_each_with_its_own_ledger(
     assert late.stderr.strip() == f"hotcb: error: no live job of sweep {sweep_dir} took the command"
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_submitit_local_launcher_gives_the_same_layout(tmp_path: Path) -> None:
+@needs_hotcb
+@pytest.mark.subprocess
+@pytest.mark.slow(11)
+def test_submitit_local_launcher_gives_the_same_layout(tmp_path: Path, spawn: SweepStarter) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    finish(sweep(tmp_path, "hydra/launcher=submitit_local", "steps=30"))
+    sweep(spawn, tmp_path, "hydra/launcher=submitit_local", "steps=30").finish(timeout=240)
     sweep_dir = tmp_path / "sweep"
     assert (sweep_dir / "multirun.yaml").is_file() and (sweep_dir / ".submitit").is_dir()
     listing = json.loads(hotcb("--sweep", str(sweep_dir), "status", "--json", cwd=tmp_path).stdout)

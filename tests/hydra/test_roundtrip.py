@@ -7,24 +7,21 @@ hotcb export-config                      # then start the next run from the expo
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hotcb.ledger import read_ledger
+from hotcb.ledger import LedgerEntry, read_ledger
+from tests.helpers import REPO, Child, external_entries, hotcb, needs_hotcb, run_state
 
 pytestmark = pytest.mark.subprocess
 
-REPO = Path(__file__).resolve().parents[2]
-HOTCB = shutil.which("hotcb")
 VIZ = """
 class FeatureViz:
     def __init__(self, id="feat_viz", every=50):
@@ -35,23 +32,6 @@ class FeatureViz:
     def set_params(self, **kw):
         self.every = kw.get("every", self.every)
 """
-
-
-def hotcb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    assert HOTCB
-    result = subprocess.run([HOTCB, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def comparable(callbacks: dict[str, Any]) -> dict[str, Any]:
@@ -65,13 +45,20 @@ def comparable(callbacks: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.skipif(HOTCB is None, reason="the hotcb console script is not installed")
-def test_three_lines_round_trip(tmp_path: Path) -> None:
+def heartbeats(train: Child) -> list[int]:
+    prefix = "[heartbeat] train_step_end step="
+    return [int(x.removeprefix(prefix)) for x in list(train.lines) if x.startswith(prefix)]
+
+
+@needs_hotcb
+@pytest.mark.slow(17)
+def test_three_lines_round_trip(tmp_path: Path, spawn: Callable[..., Child]) -> None:
     app = tmp_path / "app"
     shutil.copytree(REPO / "examples", app / "examples")
     shutil.copytree(REPO / "conf", app / "conf")
     (app / "viz.py").write_text(VIZ)
-    train = subprocess.Popen(
+    # a long run (it ends by Ctrl-C); its output is read as it comes, so it never blocks
+    train = spawn(
         [
             sys.executable,
             "examples/train.py",
@@ -80,61 +67,53 @@ def test_three_lines_round_trip(tmp_path: Path) -> None:
             "step_sleep=0.002",
         ],
         cwd=app,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        ctrl_c=True,
     )
-    try:
-        assert train.stdout is not None
-        line = wait_for(lambda: train.stdout.readline())  # type: ignore[union-attr]
-        while not line.startswith("hotcb run dir: "):
-            line = train.stdout.readline()
-        run_dir = Path(line.split(": ", 1)[1].strip())
-        assert (run_dir / ".hydra" / "config.yaml").exists()  # hotcb files sit beside .hydra/
+    run_dir = Path(train.wait_line("hotcb run dir: ").split(": ", 1)[1].strip())
+    assert (run_dir / ".hydra" / "config.yaml").exists()  # hotcb files sit beside .hydra/
 
-        hotcb("cb", "set", "heartbeat", "every=5", cwd=tmp_path)
-        hotcb(
-            "cb",
-            "load",
-            "feat_viz",
-            "--file",
-            "viz.py",
-            "--symbol",
-            "FeatureViz",
-            "--init",
-            "every=50",
-            cwd=app,
-        )
-        hotcb("cb", "disable", "timing", cwd=tmp_path)
-        applied = wait_for(
-            lambda: [
-                e
-                for e in read_ledger(run_dir / "hotcb.applied.jsonl").entries
-                if e.source == "external"
-            ][2:]
-        )
-        set_step = next(
-            e.step for e in read_ledger(run_dir / "hotcb.applied.jsonl").entries if e.op == "set"
-        )
-        assert all(e.decision == "applied" for e in applied)
+    hotcb("cb", "set", "heartbeat", "every=5", cwd=tmp_path)
+    hotcb(
+        "cb",
+        "load",
+        "feat_viz",
+        "--file",
+        "viz.py",
+        "--symbol",
+        "FeatureViz",
+        "--init",
+        "every=50",
+        cwd=app,
+    )
+    hotcb("cb", "disable", "timing", cwd=tmp_path)
 
-        beats: list[int] = []
-        while len([b for b in beats if b >= set_step]) < 4:
-            text = train.stdout.readline()
-            if text.startswith("[heartbeat] train_step_end step="):
-                beats.append(int(text.rsplit("=", 1)[1]))
-        # the set is applied at the start of step `set_step`, before that step's dispatch
-        before = [b for b in beats if b < set_step]
-        after = [b for b in beats if b >= set_step]
-        assert all(b % 100 == 0 for b in before)
-        assert all(b % 5 == 0 for b in after) and any(b % 100 for b in after)
+    def three_applied() -> list[LedgerEntry]:
+        entries = external_entries(run_dir)
+        return entries if len(entries) == 3 else []
 
-        train.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
-        assert train.wait(30) == 130
-    finally:
-        if train.poll() is None:
-            train.kill()
-    final = json.loads((run_dir / "hotcb.state.json").read_text())
+    applied = train.wait_for(three_applied, what="the three commands in the ledger")
+    assert [(e.op, e.decision) for e in applied] == [
+        ("set", "applied"),
+        ("load", "applied"),
+        ("disable", "applied"),
+    ]
+    set_step = applied[0].step
+    assert isinstance(set_step, int)
+
+    train.wait_for(
+        lambda: len([b for b in heartbeats(train) if b >= set_step]) >= 4,
+        what="four heartbeats after the set",
+    )
+    # the set is applied at the start of step `set_step`, before that step's dispatch
+    beats = heartbeats(train)
+    before = [b for b in beats if b < set_step]
+    after = [b for b in beats if b >= set_step]
+    assert all(b % 100 == 0 for b in before)
+    assert all(b % 5 == 0 for b in after) and any(b % 100 for b in after)
+
+    train.interrupt()  # Ctrl-C: a clean stop
+    train.finish(timeout=60, returncode=130)
+    final = run_state(run_dir)
     assert final["closed"] is True
 
     exported = hotcb("export-config", cwd=app).stdout.splitlines()
@@ -163,5 +142,4 @@ def test_three_lines_round_trip(tmp_path: Path) -> None:
     ]
     assert {e.id for e in config_loads} == {"timing", "heartbeat", "feat_viz"}
     assert all(e.step == 0 and e.decision == "applied" for e in config_loads)
-    state2 = json.loads((second / "hotcb.state.json").read_text())
-    assert comparable(state2["callbacks"]) == comparable(final["callbacks"])
+    assert comparable(run_state(second)["callbacks"]) == comparable(final["callbacks"])

@@ -28,6 +28,7 @@ k.close()
 """
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("umask", ["000", "022"])
 def test_run_dir_files_are_owner_only_whatever_the_umask(tmp_path: Path, umask: str) -> None:
     src = tmp_path / "cb.py"

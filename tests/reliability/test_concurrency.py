@@ -7,6 +7,8 @@ import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hotcb.ledger import read_ledger
 from hotcb.ops import CallbackTarget, Op
 from hotcb.stream import CommandStream
@@ -34,6 +36,7 @@ class Probe:
         self.seen.append((kw["w"], kw["i"]))
 
 
+@pytest.mark.subprocess
 def test_eight_writers_while_applying(kernel_factory: Any, tmp_path: Path) -> None:
     import sys
 

@@ -8,17 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hotcb.ledger import read_ledger
 from hotcb.stream import CommandStream
-
-HEARTBEAT = {
-    "kind": "module",
-    "path": "hotcb.modules.cb.callbacks.heartbeat",
-    "symbol": "HeartbeatCallback",
-}
+from tests.helpers import HEARTBEAT_DICT
 
 DISK_FULL = f"""
-HEARTBEAT = {HEARTBEAT!r}
+HEARTBEAT = {HEARTBEAT_DICT!r}
 import resource, signal, sys
 from hotcb.kernel import HotKernel
 from hotcb.stream import CommandStream
@@ -38,6 +35,7 @@ k.close()
 """
 
 
+@pytest.mark.subprocess
 def test_disk_full_on_ledger_write_is_reported_once_and_training_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = subprocess.run(
@@ -54,7 +52,7 @@ def test_disk_full_on_ledger_write_is_reported_once_and_training_continues(tmp_p
 def test_commands_file_truncated_or_deleted_mid_run(kernel_factory: Any) -> None:
     kernel = kernel_factory()
     stream = CommandStream(kernel.run_dir.commands)
-    stream.append({"op": "load", "id": "hb", "target": HEARTBEAT})
+    stream.append({"op": "load", "id": "hb", "target": HEARTBEAT_DICT})
     stream.append({"op": "set", "id": "hb", "params": {"every": 3}})
     kernel.apply({"step": 1}, ["train_step_end"])
     kernel.run_dir.commands.write_text("")  # truncated by someone

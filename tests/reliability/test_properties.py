@@ -11,14 +11,14 @@ import json
 from functools import reduce
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hotcb.kernel import HotKernel
 from hotcb.ledger import read_ledger
-from hotcb.ops import CallbackTarget, CommandError, Op, parse_command
-
-HEARTBEAT = CallbackTarget("module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback")
+from hotcb.ops import CommandError, Op, parse_command
+from tests.helpers import HEARTBEAT
 
 # text that is not valid Unicode (lone surrogates), and names ending in a newline
 ODD_TEXT = st.sampled_from(["\ud800", "caf\udce9", "hb\n", "every\n"])
@@ -67,6 +67,7 @@ def test_parse_command_only_raises_command_error(line: bytes | str) -> None:
         parse_command(line)
 
 
+@pytest.mark.slow(6)
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

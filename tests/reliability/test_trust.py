@@ -11,12 +11,8 @@ import pytest
 
 from hotcb.ledger import read_ledger
 from hotcb.stream import CommandStream
+from tests.helpers import HEARTBEAT_DICT
 
-HEARTBEAT = {
-    "kind": "module",
-    "path": "hotcb.modules.cb.callbacks.heartbeat",
-    "symbol": "HeartbeatCallback",
-}
 CALLBACK = (
     "class Cb:\n    def __init__(self, id='cb'): self.id = id\n    def handle(self, e, env): pass\n"
     "    def set_params(self, **kw): pass\n"
@@ -27,7 +23,9 @@ def test_world_writable_commands_file_is_refused_until_fixed(
     kernel_factory: Any, caplog: Any
 ) -> None:
     kernel = kernel_factory()
-    CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb", "target": HEARTBEAT})
+    CommandStream(kernel.run_dir.commands).append(
+        {"op": "load", "id": "hb", "target": HEARTBEAT_DICT}
+    )
     os.chmod(kernel.run_dir.commands, 0o666)
     for step in range(1, 4):
         kernel.apply({"step": step}, ["train_step_end"])
@@ -43,7 +41,9 @@ def test_world_writable_commands_file_is_refused_until_fixed(
 
 def test_group_writable_is_accepted_with_one_warning(kernel_factory: Any, caplog: Any) -> None:
     kernel = kernel_factory()
-    CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb", "target": HEARTBEAT})
+    CommandStream(kernel.run_dir.commands).append(
+        {"op": "load", "id": "hb", "target": HEARTBEAT_DICT}
+    )
     os.chmod(kernel.run_dir.commands, 0o620)
     with caplog.at_level(logging.WARNING, logger="hotcb"):
         for step in range(1, 4):
@@ -55,7 +55,9 @@ def test_group_writable_is_accepted_with_one_warning(kernel_factory: Any, caplog
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
 def test_file_owned_by_another_user_is_refused(kernel_factory: Any) -> None:
     kernel = kernel_factory()
-    CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb", "target": HEARTBEAT})
+    CommandStream(kernel.run_dir.commands).append(
+        {"op": "load", "id": "hb", "target": HEARTBEAT_DICT}
+    )
     os.chown(kernel.run_dir.commands, 54321, -1)
     kernel.apply({"step": 1}, ["train_step_end"])
     assert kernel.modules["cb"].status() == {}

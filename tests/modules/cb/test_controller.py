@@ -14,12 +14,7 @@ from hotcb.modules.cb import CallbackModule, CallbackTarget, HotCallback, HotCon
 from hotcb.modules.cb.callbacks.heartbeat import HeartbeatCallback
 from hotcb.modules.cb.callbacks.timing import TimingCallback
 from hotcb.stream import CommandStream
-
-HEARTBEAT = {
-    "kind": "module",
-    "path": "hotcb.modules.cb.callbacks.heartbeat",
-    "symbol": "HeartbeatCallback",
-}
+from tests.helpers import HEARTBEAT, HEARTBEAT_DICT
 
 
 def write_yaml(path: Path, callbacks: dict[str, Any]) -> None:
@@ -39,14 +34,14 @@ def test_public_names_hold() -> None:
 def test_desired_state_file_is_reconciled_idempotently(tmp_path: Path, log_lines: Any) -> None:
     config = tmp_path / "hotcb.yaml"
     commands = tmp_path / "hotcb.commands.jsonl"
-    write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 2}}})
+    write_yaml(config, {"hb": {"target": HEARTBEAT_DICT, "init": {"every": 2}}})
     ctl = HotController(config_path=config, commands_path=commands, poll_interval=0)
     try:
         for n in range(1, 5):
             ctl.apply({"step": n, "log": log_lines}, ["train_step_end"])
         assert log_lines.lines == ["[hb] train_step_end step=2", "[hb] train_step_end step=4"]
         # same content again: nothing to do
-        write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 2}}})
+        write_yaml(config, {"hb": {"target": HEARTBEAT_DICT, "init": {"every": 2}}})
         ctl.apply({"step": 5, "log": log_lines}, ["train_step_end"])
         assert [e.op for e in read_ledger(tmp_path / "hotcb.applied.jsonl").entries] == ["load"]
         # a param change becomes a set; enabled: false a disable
@@ -54,7 +49,7 @@ def test_desired_state_file_is_reconciled_idempotently(tmp_path: Path, log_lines
             config,
             {
                 "hb": {
-                    "target": HEARTBEAT,
+                    "target": HEARTBEAT_DICT,
                     "init": {"every": 2},
                     "params": {"every": 3},
                     "enabled": False,
@@ -66,7 +61,7 @@ def test_desired_state_file_is_reconciled_idempotently(tmp_path: Path, log_lines
             ctl.status()["hb"]["params"] == {"every": 3} and ctl.status()["hb"]["enabled"] is False
         )
         # a command from the command file lives beside the YAML's set
-        CommandStream(commands).append({"op": "load", "id": "extra", "target": HEARTBEAT})
+        CommandStream(commands).append({"op": "load", "id": "extra", "target": HEARTBEAT_DICT})
         write_yaml(config, {})
         ctl.apply({"step": 7, "log": log_lines}, ["train_step_end"])
         assert set(ctl.status()) == {"extra"}  # hb removed (the YAML owned it), extra kept
@@ -86,7 +81,7 @@ def test_bad_desired_state_file_is_reported_and_the_set_kept(
     tmp_path: Path, log_lines: Any
 ) -> None:
     config = tmp_path / "hotcb.yaml"
-    write_yaml(config, {"hb": {"target": HEARTBEAT, "init": {"every": 1}}})
+    write_yaml(config, {"hb": {"target": HEARTBEAT_DICT, "init": {"every": 1}}})
     ctl = HotController(config_path=config, poll_interval=0)
     try:
         ctl.apply({"step": 1, "log": log_lines}, ["train_step_end"])
@@ -105,9 +100,7 @@ def test_in_memory_controller_needs_no_files(tmp_path: Path, log_lines: Any) -> 
     from hotcb.ops import Op
 
     ctl = HotController()
-    result = ctl.apply_op(
-        Op(op="load", id="hb", target=CallbackTarget(**HEARTBEAT), init={"every": 1})
-    )  # type: ignore[arg-type]
+    result = ctl.apply_op(Op(op="load", id="hb", target=HEARTBEAT, init={"every": 1}))  # type: ignore[arg-type]
     assert result.decision == "applied"
     ctl.apply({"step": 3, "log": log_lines}, ["train_step_end", "val_end"])
     assert log_lines.lines == ["[hb] train_step_end step=3"]
@@ -115,9 +108,6 @@ def test_in_memory_controller_needs_no_files(tmp_path: Path, log_lines: Any) -> 
     ctl.close()
 
 
-HEARTBEAT_TARGET = CallbackTarget(
-    "module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback"
-)
 LR_MONITOR_TARGET = CallbackTarget(
     "module", "hotcb.modules.cb.callbacks.lr_monitor", "LrMonitorCallback"
 )
@@ -127,10 +117,10 @@ def test_rank_zero_only_callbacks_are_loaded_but_not_run_on_other_ranks(log_line
     from hotcb.ops import Op
 
     hb0_rank_zero_only = Op(
-        op="load", id="hb0", target=HEARTBEAT_TARGET, init={"every": 1, "_rank_zero_only_": True}
+        op="load", id="hb0", target=HEARTBEAT, init={"every": 1, "_rank_zero_only_": True}
     )
     rank1 = HotController(rank=1)
-    rank1.apply_op(Op(op="load", id="hb", target=HEARTBEAT_TARGET, init={"every": 1}))
+    rank1.apply_op(Op(op="load", id="hb", target=HEARTBEAT, init={"every": 1}))
     rank1.apply_op(Op(op="load", id="lr", target=LR_MONITOR_TARGET, init={"every": 1}))
     rank1.apply_op(hb0_rank_zero_only)
     env = {"step": 1, "log": log_lines, "optimizer": None}

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hotcb.ledger import read_ledger
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.subprocess
 
-REPO = Path(__file__).resolve().parents[4]
 ALL = [
     "timing",
     "heartbeat",
@@ -27,6 +27,7 @@ ALL = [
 ]
 
 
+@pytest.mark.slow(7)
 def test_all_builtins_from_config_in_a_real_run(tmp_path: Path) -> None:
     options = sorted(
         p.stem for p in (REPO / "hotcb" / "conf" / "hotcb" / "callbacks").glob("*.yaml")

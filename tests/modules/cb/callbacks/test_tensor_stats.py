@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 import torch
 
+from hotcb.modules.cb.callbacks import tensor_stats
 from hotcb.modules.cb.callbacks.tensor_stats import TensorStatsCallback, tensor_summary
 
 
@@ -36,10 +37,32 @@ def test_hooks_are_removed_on_close_and_moved_on_pattern_change(loop: Any) -> No
     assert all(len(m._forward_hooks) == 0 for m in loop.model)
 
 
-def test_idle_hooks_capture_nothing_between_reports(loop: Any) -> None:
+def test_idle_hooks_capture_nothing_between_reports(
+    loop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between reports a hook does no work: no summary is computed on a forward pass,
+    except during the step that reports (every=10: only step 10's forward)."""
+    summarised_at: list[int] = []
+    real = tensor_stats.tensor_summary
+
+    def counting(t: torch.Tensor) -> dict[str, float]:
+        summarised_at.append(loop.step)
+        return real(t)
+
+    monkeypatch.setattr(tensor_stats, "tensor_summary", counting)
     cb = TensorStatsCallback(every=10, pattern="*")
-    loop.run(cb, 3)
-    assert cb._activations == {} and cb.last == {}
+    loop.run(cb, 9)
+    assert summarised_at == [] and cb.last == {}
+    loop.run(cb, 1)
+    # step 10: an activation for each of the 3 modules, weight and bias of the 2 Linears
+    assert summarised_at == [10] * 7
+    assert {name: sorted(entry) for name, entry in cb.last.items()} == {
+        "0": ["activation", "bias", "weight"],
+        "1": ["activation"],
+        "2": ["activation", "bias", "weight"],
+    }
+    loop.run(cb, 9)
+    assert summarised_at == [10] * 7  # idle again until step 20
 
 
 def test_summary_counts_non_finite() -> None:
