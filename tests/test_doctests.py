@@ -20,6 +20,8 @@ MODULES = [
     "hotcb.kernel",
     "hotcb.runs",
     "hotcb.cli",
+    "hotcb.errors",
+    "hotcb.liveness",
     "hotcb.trust",
     "hotcb.hydra.hydrate",
     "hotcb.hydra.deltas",
