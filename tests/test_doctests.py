@@ -20,6 +20,7 @@ MODULES = [
     "hotcb.kernel",
     "hotcb.runs",
     "hotcb.cli",
+    "hotcb.cli.app",
     "hotcb.errors",
     "hotcb.liveness",
     "hotcb.trust",
