@@ -5,7 +5,7 @@ Errors are click's own standalone handling with hotcb's contract: a user error i
 whose ``show`` prints ONE line, ``hotcb: error: ...``, on stderr and whose ``exit_code`` is 1.
 Click's own usage errors (a missing argument, an unknown option or command) are turned into
 one too by the group, with a pointer to the command's ``--help``. Ctrl-C prints
-``hotcb: aborted`` and exits 1.
+``hotcb: aborted`` (on a line of its own) and exits 1.
 
 Example:
     >>> from click.testing import CliRunner
@@ -91,7 +91,10 @@ class HotcbGroup(click.Group):
             return super().invoke(ctx)
         except click.UsageError as exc:  # a subcommand's arguments, or an unknown command
             raise _usage_error(exc) from None
-        except (KeyboardInterrupt, EOFError, click.Abort):
+        except (KeyboardInterrupt, EOFError):
+            click.echo(err=True)  # ends the line the terminal echoed ^C on
+            raise Aborted() from None
+        except click.Abort:
             raise Aborted() from None
 
 
