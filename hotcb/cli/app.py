@@ -26,7 +26,7 @@ from hotcb.errors import HotcbError
 from hotcb.rundir import RunDir
 from hotcb.runs import RunNotFound, live_runs, resolve_run_dir
 
-__all__ = ["Aborted", "RunSelection", "UserError", "cli", "fail", "pass_selection"]
+__all__ = ["Aborted", "HotcbGroup", "RunSelection", "UserError", "cli", "fail", "pass_selection"]
 
 
 class UserError(HotcbError, click.ClickException):  # type: ignore[misc]  # both set .message
