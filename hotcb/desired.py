@@ -40,24 +40,27 @@ _SPEC_KEYS = frozenset({"target", "init", "params", "enabled"})
 
 
 def parse_desired(data: Any) -> dict[str, Op]:
-    """Validate a decoded desired-state document into one ``load`` op per callback."""
+    """Validate a decoded desired-state document into one ``load`` op per callback.
+
+    Raises :class:`~hotcb.ops.CommandError` with the callback's ``key``
+    (``callbacks.<id>``).
+    """
     if data is None:
         return {}
     if not isinstance(data, Mapping) or not isinstance(data.get("callbacks", {}), Mapping):
         raise CommandError("the desired-state file must be a mapping with a 'callbacks' mapping")
     out: dict[str, Op] = {}
     for cb_id, spec in (data.get("callbacks") or {}).items():
+        key = f"callbacks.{cb_id}"
         if not isinstance(spec, Mapping):
-            raise CommandError(
-                f"callbacks.{cb_id}: expected a mapping with target, init, params, enabled"
-            )
+            raise CommandError("expected a mapping with target, init, params, enabled", key=key)
         unknown = sorted(set(spec) - _SPEC_KEYS)
         if unknown:
-            raise CommandError(f"callbacks.{cb_id}: unknown key(s) {', '.join(unknown)}")
+            raise CommandError(f"unknown key(s) {', '.join(unknown)}", key=key)
         try:
             out[str(cb_id)] = Op.from_dict({"op": "load", "id": cb_id, **spec})
         except CommandError as exc:
-            raise CommandError(f"callbacks.{cb_id}: {exc}") from None
+            raise exc.located(key=key) from None
     return out
 
 
@@ -125,20 +128,21 @@ class DesiredStateFile:
         try:
             data = yaml.safe_load(_read_regular(self.path).decode("utf-8"))
         except NotRegularFileError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(str(exc)) from None  # its message names the path
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
             raise CommandError(
-                f"{self.path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+                f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                path=self.path,
+                line=mark.line + 1 if mark is not None else None,
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"cannot read {self.path}: {exc}") from None
+            raise CommandError(f"cannot read it: {exc}", path=self.path) from None
         except RecursionError:
-            raise CommandError(f"{self.path}: not valid YAML (nested too deeply)") from None
+            raise CommandError("not valid YAML (nested too deeply)", path=self.path) from None
         except ValueError:  # int() of a number too long to convert
-            raise CommandError(f"{self.path}: not valid YAML (a number is too long)") from None
+            raise CommandError("not valid YAML (a number is too long)", path=self.path) from None
         try:
             return parse_desired(data)
         except CommandError as exc:
-            raise CommandError(f"{self.path}: {exc}") from None
+            raise exc.located(path=self.path) from None

@@ -11,10 +11,12 @@ mistake. So every file hotcb opens goes through :func:`open_regular`, which
   handle I/O errors report it);
 * then clears ``O_NONBLOCK``, so the regular file behaves as usual.
 
-:func:`write_private` replaces a file atomically: a temporary file with an unpredictable
-name, created with ``O_EXCL | O_NOFOLLOW`` (nothing planted at that name is ever written
-through), mode :data:`FILE_MODE`, renamed over the target. :func:`write_all` is the one
-loop that finishes a short ``write(2)``.
+:func:`write_private` is the one writer of hotcb's private files (the state file, captured
+sources, the launch record, the run registry, exports): it replaces a file atomically (a
+temporary file with an unpredictable name, created with ``O_EXCL | O_NOFOLLOW`` so nothing
+planted at that name is ever written through, mode :data:`FILE_MODE`, renamed over the
+target) or creates a new one exclusively. :func:`write_all` is the one loop that finishes a
+short ``write(2)``.
 
 Example:
     >>> import os, tempfile
@@ -159,22 +161,28 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``, readable by the owner only (0600).
+def write_private(path: str | os.PathLike[str], data: bytes, *, replace: bool = True) -> None:
+    """Write ``data`` to ``path`` as a file readable by its owner only (mode
+    :data:`FILE_MODE` whatever the umask), never through a symlink.
 
-    Written to a temporary file beside it (an unpredictable name, created exclusively,
-    never through a symlink), then renamed over ``path``: a reader sees the old file or
-    the new one, never a part, and a symlink at ``path`` is replaced, not followed.
+    ``replace=True`` (the default) replaces ``path`` atomically: written to a temporary
+    file beside it (an unpredictable name, created exclusively), then renamed over
+    ``path``, so a reader sees the old file or the new one, never a part, and a symlink at
+    ``path`` is replaced, not followed. ``replace=False`` writes a new file: ``path`` is
+    created exclusively (``FileExistsError`` if anything is there, a symlink included) and
+    removed again if the write fails.
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp") if replace else target
     fd = open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         try:
+            os.fchmod(fd, FILE_MODE)  # the umask may have taken more away
             write_all(fd, data)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -397,13 +397,13 @@ class HotKernel:
 
     def _parse_line(self, line: CommandLine, event: str | None) -> Op | None:
         """The op on ``line``, or None after recording why the line is not one."""
-        problem = line.error
-        if problem is None:
+        if line.error is None:
             try:
                 return parse_command(line.text)
             except CommandError as exc:
-                problem = str(exc)
-        error = f"{self._commands.path.name} line {line.lineno}: {problem}"
+                error = exc.located(path=self._commands.path, line=line.lineno)
+        else:
+            error = CommandError(line.error, path=self._commands.path, line=line.lineno)
         log.error("hotcb: ignored a bad command: %s", error)
         self.ledger.record(
             module="cb",
@@ -491,7 +491,7 @@ class HotKernel:
                 id=None,
                 source="config",
                 decision="failed",
-                error=str(exc),
+                error=exc,
                 step=self._step,
                 epoch=self._epoch,
                 event=event,

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from hotcb.errors import LOCATION_FIELDS, HotcbError
 from hotcb.files import FILE_MODE, open_regular, read_regular, write_all
 from hotcb.scalar import to_scalar
 
@@ -72,11 +73,15 @@ class LedgerEntry:
     line: int | None = None
     #: Byte offset just past that line: where a resumed run continues reading.
     offset: int | None = None
+    #: Where the error is, when it says (``path``, ``line``, ``key``, ``target``: the
+    #: fields of :class:`~hotcb.errors.HotcbError`); ``error`` is then the message alone.
+    location: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as written: plain values, ``step`` and ``epoch`` as numbers or None."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["payload"] = dict(self.payload)  # already plain: no deep copy (any depth works)
+        out["location"] = dict(self.location) if self.location is not None else None
         out["step"] = _number_or_none(self.step)
         out["epoch"] = _number_or_none(self.epoch)
         return out
@@ -132,6 +137,13 @@ def _is_text(value: Any) -> bool:
     return True
 
 
+def _is_location(value: Any) -> bool:
+    if not isinstance(value, dict) or not set(value) <= set(LOCATION_FIELDS):
+        return False
+    texts_ok = all(_or_none(_is_text)(value.get(k)) for k in ("path", "key", "target"))
+    return texts_ok and _or_none(_is_count(1))(value.get("line"))
+
+
 def _or_none(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or ok(v)
 
@@ -160,6 +172,11 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], bool], Any]] = {
     "error": ("text or null", _or_none(_is_text), None),
     "line": ("a positive integer or null", _or_none(_is_count(1)), None),
     "offset": ("an integer >= 0 or null", _or_none(_is_count(0)), None),
+    "location": (
+        "null or an object of path, line, key, target",
+        _or_none(_is_location),
+        None,
+    ),
 }
 assert set(_FIELDS) == {f.name for f in fields(LedgerEntry)}, "every field needs a rule"
 
@@ -299,14 +316,24 @@ class Ledger:
         source: str,
         decision: str,
         payload: Mapping[str, Any] | None = None,
-        error: str | None = None,
+        error: str | BaseException | None = None,
         step: int | None = None,
         epoch: int | None = None,
         event: str | None = None,
         line: int | None = None,
         offset: int | None = None,
     ) -> LedgerEntry:
-        """Build the next entry, append it, and return it."""
+        """Build the next entry, append it, and return it.
+
+        ``error`` may be the exception itself: a :class:`~hotcb.errors.HotcbError` gives
+        its message as ``error`` and its fields as ``location``; any other, ``str(error)``.
+        """
+        location: dict[str, Any] | None = None
+        if isinstance(error, HotcbError):
+            location = error.location or None
+            error = error.message
+        elif isinstance(error, BaseException):
+            error = str(error)
         self._seq += 1
         entry = LedgerEntry(
             seq=self._seq,
@@ -323,6 +350,7 @@ class Ledger:
             error=error,
             line=line,
             offset=offset,
+            location=location,
         )
         self.append(entry)
         return entry

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import yaml
 
+from hotcb.errors import HotcbError
+
 __all__ = [
     "MAX_DEPTH",
     "OPS",
@@ -57,8 +59,9 @@ _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled"})
 
 
-class CommandError(ValueError):
-    """A command (or part of one) is invalid. The message is meant for a person."""
+class CommandError(HotcbError, ValueError):
+    """A command (or part of one) is invalid. The message is meant for a person; where
+    the command is (file and line) is in the fields of :class:`~hotcb.errors.HotcbError`."""
 
 
 def check_id(value: object, *, what: str = "callback id") -> str:

@@ -15,15 +15,19 @@ Example:
     >>> rd = RunDir(tempfile.mkdtemp()).ensure()
     >>> rd.commands.name, rd.ledger.name, rd.state.name
     ('hotcb.commands.jsonl', 'hotcb.applied.jsonl', 'hotcb.state.json')
+    >>> read_launch(rd.launch)  # no launch record: not started by Hydra
+    {}
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 # the file mode and the atomic writer live in hotcb.files; re-exported for existing imports
-from hotcb.files import FILE_MODE, write_private
+from hotcb.files import FILE_MODE, open_regular, write_private
 from hotcb.trust import make_private_dirs
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "STATE_FILE",
     "STUCK_FILE",
     "RunDir",
+    "read_launch",
     "write_private",
 ]
 
@@ -49,8 +54,6 @@ LAUNCH_FILE = "hotcb.launch.json"
 STUCK_FILE = "hotcb.stuck.json"
 #: Locked by the kernel that owns the run dir; holds its pid and host.
 LOCK_FILE = "hotcb.lock"
-
-DIR_MODE = 0o700
 
 
 class RunDir:
@@ -83,6 +86,10 @@ class RunDir:
         return self.path / LOCK_FILE
 
     @property
+    def launch(self) -> Path:
+        return self.path / LAUNCH_FILE
+
+    @property
     def sources(self) -> Path:
         return self.path / SOURCES_DIR
 
@@ -103,3 +110,19 @@ class RunDir:
         except ValueError:
             return False
         return True
+
+
+def read_launch(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The launch record at ``path`` (a run dir's :attr:`RunDir.launch`): ``argv``,
+    ``cwd``, ``config_name``, ``config_dir``, ``overrides`` and, for a sweep job,
+    ``sweep_dir`` and ``job_num``.
+
+    ``{}`` when there is none, or it cannot be read, is not a JSON object or is not a
+    regular file (a symlink or FIFO planted at its name is not followed).
+    """
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -20,7 +20,7 @@ Example:
     >>> RunDirLock.acquire(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hotcb.runlock.RunDirBusy: ... is in use by another hotcb kernel (pid ...
+    hotcb.runlock.RunDirBusy: ...: run dir in use by another hotcb kernel (pid ...
     >>> first.release()
     >>> RunDirLock.acquire(path).release()
 """
@@ -33,20 +33,21 @@ import gc
 import json
 import logging
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from hotcb.errors import HotcbError
 from hotcb.files import FILE_MODE, open_regular, write_all
+from hotcb.liveness import HOSTNAME
 
 __all__ = ["RunDirBusy", "RunDirLock"]
 
 log = logging.getLogger("hotcb")
 
 
-class RunDirBusy(RuntimeError):
-    """Another kernel holds the run directory's lock."""
+class RunDirBusy(HotcbError, RuntimeError):
+    """Another kernel holds the run directory's lock (``path``: the run dir)."""
 
 
 #: descriptors of the locks this process holds, closed in forked children
@@ -107,7 +108,7 @@ class RunDirLock:
                     # collecting it runs its finalizer, which releases the lock
                     gc.collect()
                     continue
-                raise RunDirBusy(_busy_message(self.path, holder)) from None
+                raise RunDirBusy(_busy_message(holder), path=self.path.parent) from None
             except OSError as exc:
                 os.close(fd)
                 log.warning(
@@ -118,7 +119,7 @@ class RunDirLock:
                 )
                 return None
             try:
-                info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+                info = {"pid": os.getpid(), "host": HOSTNAME, "started": time.time()}
                 os.ftruncate(fd, 0)
                 write_all(fd, (json.dumps(info) + "\n").encode("utf-8"))
             except OSError:
@@ -165,10 +166,10 @@ def _holder(fd: int) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _busy_message(path: Path, holder: dict[str, Any]) -> str:
+def _busy_message(holder: dict[str, Any]) -> str:
     pid, host = holder.get("pid"), holder.get("host")
     who = f"pid {pid}" if pid is not None else "a process that did not say its pid"
-    if host and host != socket.gethostname():
+    if host and host != HOSTNAME:
         who += f" on host {host}"
     started = holder.get("started")
     if isinstance(started, (int, float)):
@@ -180,4 +181,4 @@ def _busy_message(path: Path, holder: dict[str, Any]) -> str:
             "two kernels on one run dir would apply every command twice; stop that process, "
             "or give this run its own run dir"
         )
-    return f"run dir {path.parent} is in use by another hotcb kernel ({who}): {fix}"
+    return f"run dir in use by another hotcb kernel ({who}): {fix}"

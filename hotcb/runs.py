@@ -27,13 +27,14 @@ import fcntl
 import hashlib
 import json
 import os
-import socket
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hotcb.errors import HotcbError
+from hotcb.files import FILE_MODE, write_private
+from hotcb.liveness import HOSTNAME, process_alive, start_ticks
 from hotcb.trust import check_control_file, make_private_dirs
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 RECENT_LIMIT = 50
 
 
-class RunNotFound(Exception):
+class RunNotFound(HotcbError):
     """No run could be chosen; the message says why and how to pick one."""
 
 
@@ -84,47 +85,13 @@ def _runs_dir() -> Path:
     return make_private_dirs(hotcb_home() / "runs")
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Process start time in clock ticks since boot (Linux), to detect pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    fields = data[data.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])  # field 22 overall
-    except (IndexError, ValueError):
-        return None
-
-
 def _alive(entry: RunEntry) -> bool:
-    if entry.host != socket.gethostname():
-        return True  # cannot check; trust the entry
-    try:
-        os.kill(entry.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if entry.start_ticks is not None:
-        ticks = _start_ticks(entry.pid)
-        if ticks is not None and ticks != entry.start_ticks:
-            return False  # the pid was reused by another process
-    return True
+    return process_alive(entry.pid, entry.host, entry.start_ticks)
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically: a new temp file (unpredictable name, 0600), then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        view = memoryview(json.dumps(data, indent=1).encode("utf-8"))
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Replace ``path`` atomically with ``data`` as JSON (mode 0600, never through a symlink)."""
+    write_private(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def _read_entry(path: Path) -> RunEntry | None:
@@ -145,9 +112,9 @@ def register_live_run(run_dir: str | os.PathLike[str]) -> Path:
     entry = RunEntry(
         run_dir=resolved,
         pid=pid,
-        host=socket.gethostname(),
+        host=HOSTNAME,
         started=time.time(),
-        start_ticks=_start_ticks(pid),
+        start_ticks=start_ticks(pid),
     )
     tag = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:10]
     path = _runs_dir() / f"{pid}-{tag}.json"
@@ -169,7 +136,7 @@ def unregister_live_run(entry_file: str | os.PathLike[str]) -> None:
 
 def _remember(entry: RunEntry) -> None:
     home = make_private_dirs(hotcb_home())
-    lock = os.open(home / ".recent.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    lock = os.open(home / ".recent.lock", os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         recent = [r for r in _load_recent() if r.run_dir != entry.run_dir]

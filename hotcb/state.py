@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import Any
 
 from hotcb.files import open_regular, write_private
 from hotcb.ledger import json_default
+from hotcb.liveness import HOSTNAME, process_alive
 
 __all__ = ["HOSTNAME", "is_live", "read_state", "write_state"]
 
 STATE_VERSION = 1
-HOSTNAME = socket.gethostname()
 
 
 def write_state(path: str | os.PathLike[str], snapshot: dict[str, Any]) -> None:
@@ -55,23 +54,12 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_live(state: dict[str, Any] | None) -> bool:
     """True if the snapshot's training process is still running (on this host)."""
     if not state or state.get("closed"):
         return False
-    pid = state.get("pid")
+    pid, host = state.get("pid"), state.get("host")
     if not isinstance(pid, int):
         return False
-    if state.get("host") not in (None, HOSTNAME):
-        return True  # cannot check another host's processes; trust the snapshot
-    return pid_alive(pid)
+    # another host's process cannot be checked: the snapshot is trusted
+    return process_alive(pid, None if host is None else str(host))

@@ -23,14 +23,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotcb.rundir import LAUNCH_FILE, STATE_FILE
+from hotcb.rundir import LAUNCH_FILE, STATE_FILE, RunDir, read_launch
 from hotcb.state import is_live, read_state
 
 __all__ = ["LAUNCH_FILE", "SWEEP_MARKER", "SweepJob", "latest_sweep", "sweep_jobs", "sweep_of"]
@@ -57,12 +56,8 @@ class SweepJob:
 def sweep_of(run_dir: str | os.PathLike[str]) -> Path | None:
     """The sweep dir ``run_dir`` is a job of, or None for a single run."""
     path = Path(run_dir).expanduser().resolve()
-    try:
-        launch = json.loads((path / LAUNCH_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        launch = {}
-    sweep_dir = launch.get("sweep_dir") if isinstance(launch, dict) else None
-    if sweep_dir:
+    sweep_dir = read_launch(RunDir(path).launch).get("sweep_dir")
+    if isinstance(sweep_dir, str) and sweep_dir:
         return Path(sweep_dir).expanduser().resolve()
     for parent in list(path.parents)[:MAX_DEPTH]:
         if (parent / SWEEP_MARKER).is_file():

@@ -47,7 +47,6 @@ import json
 import logging
 import math
 import os
-import socket
 import stat
 import sys
 import threading
@@ -60,7 +59,8 @@ from time import monotonic
 from types import CodeType, FrameType
 from typing import Any
 
-from hotcb.rundir import write_private
+from hotcb.files import write_private
+from hotcb.liveness import HOSTNAME
 
 __all__ = [
     "STUCK_VERSION",
@@ -89,8 +89,6 @@ MAX_FRAMES = 20
 
 #: While a call stays stuck, ``hotcb.stuck.json`` is refreshed this often (seconds).
 REFRESH_SECONDS = 1.0
-
-_HOSTNAME = socket.gethostname()
 
 
 def parse_timeout(value: object) -> float | None:
@@ -481,7 +479,7 @@ class Watchdog:
                 return
             wall = time.time()
             calls = tuple(replace(c, seconds=wall - c.since) for c in stuck)
-            report = StuckReport(os.getpid(), _HOSTNAME, wall, calls)
+            report = StuckReport(os.getpid(), HOSTNAME, wall, calls)
             write_private(self.stuck_path, json.dumps(report.to_dict(), indent=2).encode())
         except OSError as exc:
             error = f"{exc.strerror or exc}"

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hotcb.errors import HotcbError
 from hotcb.hydra.hydrate import ENABLED_KEY, target_string
 from hotcb.ledger import LedgerEntry, read_ledger
 from hotcb.ops import CallbackTarget, CommandError
@@ -50,8 +51,9 @@ PREFIX = "hotcb.callbacks"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # used with fullmatch, not `$`
 
 
-class DeltaError(ValueError):
-    """A value that Hydra's override grammar cannot express."""
+class DeltaError(HotcbError, ValueError):
+    """A value that Hydra's override grammar cannot express, or a run whose files do not
+    say what it ended with (``path`` names the file)."""
 
 
 def _quote(text: str) -> str:
@@ -178,7 +180,7 @@ def baseline_nodes(
             try:
                 target = CallbackTarget.from_dict(p.get("target") or {}).to_dict()
             except CommandError as exc:
-                raise DeltaError(f"{run.ledger} seq {e.seq} ({e.id}): {exc}") from None
+                raise DeltaError(f"entry seq {e.seq} ({e.id}): {exc}", path=run.ledger) from None
             node = _node(
                 target,
                 p.get("sha256"),
@@ -198,7 +200,7 @@ def final_nodes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     state = read_state(run.state)
     if state is None:
         raise DeltaError(
-            f"{run.state} is missing or unreadable: was a hotcb run started in {run.path}?"
+            f"missing or unreadable: was a hotcb run started in {run.path}?", path=run.state
         )
     out: dict[str, dict[str, Any]] = {}
     for cb_id, rec in (state.get("callbacks") or {}).items():

@@ -22,11 +22,9 @@ user owns, and when those files are not the run owner's own (or others can write
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +32,10 @@ from typing import Any
 
 import yaml
 
+from hotcb.errors import HotcbError
+from hotcb.files import write_private
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
-from hotcb.rundir import LAUNCH_FILE, RunDir
+from hotcb.rundir import RunDir, read_launch
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
@@ -46,8 +46,9 @@ _HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 
-class ExportError(Exception):
-    """The run cannot be exported as asked; the message says why and what to do."""
+class ExportError(HotcbError):
+    """The run cannot be exported as asked; the message says why and what to do, ``path``
+    which file."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,7 @@ def _trusted(path: Path) -> Path:
 
 
 def _launch(run: RunDir) -> dict[str, Any]:
-    try:
-        data = json.loads(_trusted(run.path / LAUNCH_FILE).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_launch(_trusted(run.launch))
 
 
 def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
@@ -100,8 +97,8 @@ def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
     if launch.get("config_dir"):
         return Path(str(launch["config_dir"]).removeprefix("file://"))
     raise ExportError(
-        f"{hydra_yaml} not found: {run.path} was not a Hydra run dir; use --out FILE or "
-        "--format overrides"
+        f"not found: {run.path} was not a Hydra run dir; use --out FILE or --format overrides",
+        path=hydra_yaml,
     )
 
 
@@ -150,7 +147,7 @@ def export_config(
             return ExportResult(path=None, text=line, next_command=None)
         nodes = final_nodes(run.path)
     except DeltaError as exc:
-        raise ExportError(str(exc)) from None
+        raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
     option = name or _default_name(run)
@@ -183,31 +180,12 @@ def export_config(
 
 
 def _write_new(path: Path, data: bytes, *, force: bool) -> None:
-    """Write ``path`` (mode 0600): a new file, or with ``force`` an atomic replacement."""
+    """Write ``path`` (mode 0600, its new parent dirs 0700): a new file, or with ``force``
+    an atomic replacement (a symlink there is replaced, never written through)."""
     try:
         make_private_dirs(path.parent)
-        if force:  # a temp file beside it (unpredictable name, 0600), then rename over
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        else:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd, tmp = os.open(path, flags, 0o600), None
+        write_private(path, data, replace=force)
     except FileExistsError:
-        raise ExportError(f"{path} exists; pass --force to overwrite it") from None
+        raise ExportError("already exists; pass --force to overwrite it", path=path) from None
     except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.close(fd)
-        fd = -1
-        if tmp is not None:
-            os.replace(tmp, path)
-    except OSError as exc:
-        if fd >= 0:
-            os.close(fd)
-        for leftover in (tmp, None if force else path):
-            if leftover is not None:
-                Path(leftover).unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ExportError(f"cannot write it: {exc.strerror or exc}", path=path) from None

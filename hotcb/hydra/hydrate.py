@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.ops import CallbackTarget, CommandError, Op, check_id
 from hotcb.rundir import LAUNCH_FILE
@@ -77,8 +78,18 @@ KERNEL_KEYS = (
 _UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")
 
 
-class HydrationError(ValueError):
-    """The ``hotcb`` config node is invalid; the message names the callback and key."""
+class HydrationError(HotcbError, ValueError):
+    """The ``hotcb`` config node is invalid: its ``key`` names the callback's node
+    (``hotcb.callbacks.<id>``), ``target`` a ``_target_`` that cannot be read. Several
+    problems at once are reported together, each with its own location."""
+
+    @classmethod
+    def of(cls, problems: list[HotcbError]) -> HydrationError:
+        """One error for ``problems`` (at least one): the problem itself when there is one
+        (its location kept in the fields), else all of them, each with its location."""
+        if len(problems) == 1:
+            return cls.from_error(problems[0])
+        return cls("; ".join(str(p) for p in problems))
 
 
 def parse_target(value: str, *, base_dir: str | os.PathLike[str] | None = None) -> CallbackTarget:
@@ -94,18 +105,14 @@ def parse_target(value: str, *, base_dir: str | os.PathLike[str] | None = None) 
     if ":" in value:
         path, _, symbol = value.rpartition(":")
         if not path.endswith(".py"):
-            raise HydrationError(
-                f"_target_ {value!r}: a file target is written path/to/file.py:Symbol"
-            )
+            raise HydrationError("a file target is written path/to/file.py:Symbol", target=value)
         file = Path(path).expanduser()
         if not file.is_absolute():
             file = Path(base_dir or os.getcwd()) / file
         return CallbackTarget("python_file", os.path.normpath(file), symbol)
     module, _, symbol = value.rpartition(".")
     if not module:
-        raise HydrationError(
-            f"_target_ {value!r}: expected a dotted path like package.module.Class"
-        )
+        raise HydrationError("expected a dotted path like package.module.Class", target=value)
     return CallbackTarget("module", module, symbol)
 
 
@@ -149,16 +156,16 @@ def ops_from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None)
         raise HydrationError("'hotcb.callbacks' must be a mapping of id -> callback node")
     base = base_dir if base_dir is not None else _original_cwd()
     ops: list[Op] = []
-    problems: list[str] = []
+    problems: list[HotcbError] = []
     for cb_id, node in callbacks.items():
         if node is None:
             continue  # e.g. hotcb.callbacks.timing=null: not loaded
         try:
             ops.append(_op_from_node(str(cb_id), node, base))
         except (HydrationError, CommandError) as exc:
-            problems.append(f"hotcb.callbacks.{cb_id}: {exc}")
+            problems.append(exc.located(key=f"hotcb.callbacks.{cb_id}"))
     if problems:
-        raise HydrationError("; ".join(problems))
+        raise HydrationError.of(problems)
     return ops
 
 
@@ -286,16 +293,18 @@ def kernel_from_config(
             kernel.run_dir.path,
         )
         return kernel
-    failures: list[str] = []
+    failures: list[HotcbError] = []
     for op in ops:
         entry = kernel.submit(op, source="config", env={"step": 0})
         if entry.decision == "failed":
-            failures.append(f"hotcb.callbacks.{op.id}: {entry.error}")
+            location = getattr(entry, "location", None) or {}  # a ledger entry's, if any
+            failed = HydrationError(entry.error or "failed", **location)
+            failures.append(failed.located(key=f"hotcb.callbacks.{op.id}"))
     if isinstance(kernel, DistributedHotKernel):
         failures = kernel.agree(failures)  # every rank raises, or none does
     if failures and strict:
         kernel.close()
-        raise HydrationError("; ".join(failures))
+        raise HydrationError.of(failures)
     for failure in failures:
         log.error("hotcb: %s", failure)
     return kernel

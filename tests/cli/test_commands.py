@@ -153,7 +153,7 @@ def test_load_of_a_file_with_a_syntax_error_names_file_and_line(
         ["--dir", str(run.run_dir.path), "cb", "load", "v", "--file", str(bad), "--symbol", "Viz"],
     )
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"hotcb: error: syntax error in {bad} line 2")
+    assert result.stderr.startswith(f"hotcb: error: {bad} line 2: syntax error")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -163,7 +163,7 @@ def test_load_of_a_file_with_a_syntax_error_names_file_and_line(
         (["cb", "load", "x", "--symbol", "X"], "exactly one of --path MODULE or --file"),
         (
             ["cb", "load", "x", "--file", "/nope/x.py", "--symbol", "X"],
-            "file not found: /nope/x.py",
+            "/nope/x.py: file not found",
         ),
         (["cb", "load", "x", "--path", "subprocess", "--symbol", "Popen"], "is refused"),
         (["cb", "load", "../x", "--path", "a.b", "--symbol", "X"], "invalid callback id '../x'"),
@@ -265,7 +265,7 @@ def test_cli_never_imports_torch(run: HotKernel) -> None:
     ("args", "fragment"),
     [
         (["--dir", "{run}", "--sweep", "{run}", "status"], "not both"),
-        (["--sweep", "{run}", "cb", "disable", "heartbeat"], "is not a Hydra sweep dir"),
+        (["--sweep", "{run}", "cb", "disable", "heartbeat"], "not a Hydra sweep dir"),
         (["--sweep", "{run}/nope", "status"], "does not exist"),
         (["--sweep", "latest", "status"], "no sweep found"),
     ],

@@ -234,7 +234,7 @@ def test_ledger_payload_of_the_wrong_shape_is_skipped_by_log_and_export(tmp_path
     exported = hotcb("--dir", str(run), "export-config", "--format", "overrides")
     assert exported.returncode == 1
     assert exported.stderr.splitlines() == [
-        f"hotcb: error: {run / 'hotcb.applied.jsonl'} seq 4 (x): 'target' is missing symbol "
+        f"hotcb: error: {run / 'hotcb.applied.jsonl'}: entry seq 4 (x): 'target' is missing symbol "
         "(needs kind, path, symbol)"
     ]
 

@@ -78,7 +78,8 @@ def test_a_10_mb_line_is_recorded_invalid_and_every_later_command_is_applied(
     ]
     invalid = external[1]
     assert invalid.payload["length"] == len(huge) - 1
-    assert f"line 2: the line is {len(huge) - 1} bytes long" in (invalid.error or "")
+    assert (invalid.error or "").startswith(f"the line is {len(huge) - 1} bytes long")
+    assert invalid.location == {"path": str(kernel.run_dir.commands), "line": 2}
     assert "at most 1048576 bytes" in (invalid.error or "")
     assert invalid.offset == start + len(huge)  # the next line is read from just after it
 

@@ -17,7 +17,7 @@ def test_out_existing_file_is_refused_unless_force(finished_run: FinishedRun) ->
     error = one_error_line(
         hotcb("--dir", str(finished_run.run), "export-config", "--out", str(out))
     )
-    assert error == f"hotcb: error: {out} exists; pass --force to overwrite it"
+    assert error == f"hotcb: error: {out}: already exists; pass --force to overwrite it"
     assert out.read_text() == "my own notes\n"
     forced = hotcb("--dir", str(finished_run.run), "export-config", "--out", str(out), "--force")
     assert forced.returncode == 0, forced.stderr
@@ -30,7 +30,7 @@ def test_existing_option_name_is_refused_unless_force(finished_run: FinishedRun)
     option.write_text("# @package hotcb.callbacks\n{}\n")
     args = ("--dir", str(finished_run.run), "export-config", "--name", "baseline")
     error = one_error_line(hotcb(*args))
-    assert error == f"hotcb: error: {option} exists; pass --force to overwrite it"
+    assert error == f"hotcb: error: {option}: already exists; pass --force to overwrite it"
     assert option.read_text() == "# @package hotcb.callbacks\n{}\n"
     # the default name too: a second export of the same run does not replace the first
     first = hotcb("--dir", str(finished_run.run), "export-config")

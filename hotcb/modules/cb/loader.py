@@ -20,8 +20,8 @@ Two kinds of target:
   name is a sha256 (a captured source, e.g. from ``hotcb export-config``) must still
   hash to that name, so a replay loads exactly the bytes it recorded.
 
-Every failure is a :class:`LoadError` whose message names the file and line, or the
-missing module or attribute, and what to do.
+Every failure is a :class:`LoadError` that names the file and line (its ``path`` and
+``line`` fields), or the missing module or attribute, and what to do.
 
 Example:
     >>> from hotcb.ops import CallbackTarget
@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotcb.errors import HotcbError
 from hotcb.files import NotRegularFileError, open_regular, write_private
 from hotcb.interrupts import is_user_interrupt
 from hotcb.modules.cb.protocol import PROTOCOL_METHODS, HotCallback, is_hot_factory
@@ -113,8 +114,9 @@ _BLOCKED_NAMES = frozenset(
 _BLOCKED_PREFIXES = ("os.exec", "os.spawn", "yaml.", "logging.config.", "pdb.", "inspect.")
 
 
-class LoadError(Exception):
-    """A callback could not be loaded or built. The message is meant for a person."""
+class LoadError(HotcbError):
+    """A callback could not be loaded or built. The message is meant for a person; a
+    problem in a file carries its ``path`` (and ``line``)."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def _resolve_module(target: CallbackTarget, allowed: Collection[str]) -> Callabl
         if is_user_interrupt(exc):
             raise
         raise LoadError(f"importing {target.path!r} failed: {describe_exception(exc)}") from None
-    return _get_symbol(module, target, dotted, allowed, where=f"module {target.path!r}")
+    return _get_symbol(module, target, dotted, allowed)
 
 
 def _get_symbol(
@@ -228,8 +230,10 @@ def _get_symbol(
     dotted: str,
     allowed: Collection[str],
     *,
-    where: str,
+    path: Path | None = None,
 ) -> Callable[..., Any]:
+    """``module.<symbol>``, checked against the target rule; ``path``: the file it was
+    loaded from (a ``python_file`` target), named in the errors."""
     try:
         obj = getattr(module, target.symbol)
     except AttributeError:
@@ -237,13 +241,17 @@ def _get_symbol(
             n for n, v in vars(module).items() if not n.startswith("_") and isinstance(v, type)
         )
         hint = f" (classes there: {', '.join(names[:12])})" if names else ""
-        raise LoadError(f"{where} has no attribute {target.symbol!r}{hint}") from None
+        missing = f"has no attribute {target.symbol!r}{hint}"
+        if path is None:
+            raise LoadError(f"module {target.path!r} {missing}") from None
+        raise LoadError(missing, path=path) from None
     except BaseException as exc:  # a module __getattr__ that raises
         if is_user_interrupt(exc):
             raise
-        raise LoadError(
-            f"{where}: getting {target.symbol!r} raised {describe_exception(exc)}"
-        ) from None
+        raised = f"getting {target.symbol!r} raised {describe_exception(exc)}"
+        if path is None:
+            raise LoadError(f"module {target.path!r}: {raised}") from None
+        raise LoadError(raised, path=path) from None
     blocked = _blocked_identity(obj)
     if blocked is not None:
         raise _refuse(blocked)
@@ -362,12 +370,12 @@ def read_source(path: str | os.PathLike[str]) -> SourceFile:
             st = os.fstat(fh.fileno())
             data = fh.read()
     except FileNotFoundError:
-        raise LoadError(f"file not found: {path}") from None
+        raise LoadError("file not found", path=path) from None
     except NotRegularFileError as exc:
         via = f" (reached from {path})" if real != str(path) else ""
         raise LoadError(f"{exc}{via}; a callback must be a regular .py file") from None
     except OSError as exc:
-        raise LoadError(f"cannot read {path}: {exc.strerror}") from None
+        raise LoadError(f"cannot read it: {exc.strerror}", path=path) from None
     return SourceFile(path, data, sha256_bytes(data), (st.st_mtime_ns, st.st_size))
 
 
@@ -395,22 +403,23 @@ def _resolve_file(
     path, data, sha, sig = source.path, source.data, source.sha256, source.signature
     if is_sha256(path.stem) and path.stem != sha:
         raise LoadError(
-            f"{path} is a captured source named by its sha256, but its content hashes to "
-            f"{sha[:12]}...: the file was modified after capture; refusing to load it"
+            f"a captured source named by its sha256, but its content hashes to "
+            f"{sha[:12]}...: the file was modified after capture; refusing to load it",
+            path=path,
         )
     captured = capture_source(sources_dir, data, sha) if sources_dir is not None else None
     filename = str(path)
     try:
         code = compile(data, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        where = f"{exc.filename or filename} line {exc.lineno}"
-        if exc.offset:
-            where += f", column {exc.offset}"
+        column = f" (column {exc.offset})" if exc.offset else ""
         raise LoadError(
-            f"syntax error in {where}: {exc.msg}. Fix the file and load it again."
+            f"syntax error{column}: {exc.msg}. Fix the file and load it again.",
+            path=exc.filename or filename,
+            line=exc.lineno,
         ) from None
     except ValueError as exc:  # e.g. null bytes
-        raise LoadError(f"cannot compile {filename}: {exc}") from None
+        raise LoadError(f"cannot compile it: {exc}", path=filename) from None
     mod_name = f"hotcb_file_{path.stem.replace('-', '_')}_{sha[:12]}"
     module = types.ModuleType(mod_name)
     module.__file__ = filename
@@ -421,18 +430,22 @@ def _resolve_file(
         sys.modules.pop(mod_name, None)
         if is_user_interrupt(exc):
             raise
-        line = _line_in(exc, filename)
-        raise LoadError(f"running {filename}{line} failed: {describe_exception(exc)}") from None
+        raise LoadError(
+            f"running the file failed: {describe_exception(exc)}",
+            path=filename,
+            line=_line_in(exc, filename),
+        ) from None
     dotted = f"{target.path}:{target.symbol}"
-    factory = _get_symbol(module, target, dotted, allowed, where=str(path))
+    factory = _get_symbol(module, target, dotted, allowed, path=path)
     return Resolved(factory=factory, sha256=sha, captured=captured, signature=sig)
 
 
-def _line_in(exc: BaseException, filename: str) -> str:
+def _line_in(exc: BaseException, filename: str) -> int | None:
+    """The line of ``filename`` the traceback of ``exc`` was last in (None if none)."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename == filename:
-            return f" (line {frame.lineno})"
-    return ""
+            return frame.lineno
+    return None
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -91,7 +91,7 @@ def test_bad_desired_state_file_is_reported_and_the_set_kept(
         assert log_lines.lines[-1] == "[hb] train_step_end step=2"
         last = read_ledger(tmp_path / "hotcb.applied.jsonl").entries[-1]
         assert last.decision == "failed" and "not valid YAML" in (last.error or "")
-        assert str(config) in (last.error or "")
+        assert last.location == {"path": str(config), "line": 3}
     finally:
         ctl.close()
 

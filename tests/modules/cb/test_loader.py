@@ -53,8 +53,11 @@ def test_captured_source_must_match_its_hash(tmp_path: Path) -> None:
 def test_error_while_executing_a_file_names_the_line(tmp_path: Path) -> None:
     src = tmp_path / "bad.py"
     src.write_text("x = 1\ny = 1 / 0\n")
-    with pytest.raises(LoadError, match=r"bad.py \(line 2\) failed: ZeroDivisionError"):
+    with pytest.raises(
+        LoadError, match=r"bad.py line 2: running the file failed: ZeroDivision"
+    ) as info:
         resolve(CallbackTarget("python_file", str(src), "X"))
+    assert (info.value.path, info.value.line) == (str(src), 2)
 
 
 def test_missing_symbol_lists_the_classes_there(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from hotcb.files import FILE_MODE
 from hotcb.ledger import json_default
 from hotcb.modules.cb.params import check_known, positive_int, str_list
 from hotcb.scalar import to_scalar
@@ -70,7 +71,7 @@ class JsonlLoggerCallback:
                     f"jsonl_logger path {self.path!r} leads outside the run dir {base}"
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             self._file = os.fdopen(fd, "a", encoding="utf-8")
         return self._file
 

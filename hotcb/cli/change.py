@@ -1,0 +1,208 @@
+"""``hotcb cb ...``: the commands that change a run (load, set, enable, disable, unload).
+
+Each builds one command from its arguments and hands it to :func:`hotcb.cli.queue.send`,
+which validates it and queues it to the run (or to every live job of a sweep). ``cb load``
+also checks the target against the target rule first, from its source, never importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hotcb.cli.app import HotcbGroup, RunSelection, fail, pass_selection
+from hotcb.cli.queue import send, validate
+from hotcb.ops import CommandError, parse_assignments
+from hotcb.state import read_state
+from hotcb.trust import check_source_file
+from hotcb.watchdog import TIMEOUT_KEY
+
+__all__ = ["cb"]
+
+_FORCE_HELP = "Queue even if ID is not in the run's state."
+_JSON_HELP = "Print the queued command as JSON."
+
+
+@click.group(cls=HotcbGroup)
+def cb() -> None:
+    """Queue callback changes (applied by the run at its next safe point)."""
+
+
+def _assignments(items: Sequence[str], what: str) -> dict[str, Any]:
+    try:
+        return parse_assignments(items)
+    except CommandError as exc:
+        fail(f"{what}: {exc}")
+
+
+def _allowed_factories(selection: RunSelection) -> list[str]:
+    """The ``allowed_factories`` of the run (or of the sweep's jobs), from their state."""
+    sweep = selection.sweep_dir()
+    if sweep is not None:
+        from hotcb.sweep import sweep_jobs
+
+        states: list[Any] = [job.state for job in sweep_jobs(sweep)]
+    else:
+        states = [read_state(selection.run_dir(read_only=False).state)]
+    allowed = [s.get("allowed_factories") for s in states if isinstance(s, dict)]
+    return [name for names in allowed if isinstance(names, list) for name in names]
+
+
+def _check_target(selection: RunSelection, target: dict[str, str]) -> str:
+    """Refuse a target that provably breaks the target rule, reading its source only
+    (the CLI never imports the user's module). Returns a note when it cannot tell."""
+    from hotcb.modules.cb.static_target import check_file_target, check_module_target
+
+    allowed = _allowed_factories(selection)
+    path, symbol = target["path"], target["symbol"]
+    if target["kind"] == "module":
+        verdict = check_module_target(path, symbol, allowed_factories=allowed)
+    else:
+        if not Path(path).is_file():
+            fail("file not found", path=path)
+        try:
+            verdict = check_file_target(path, symbol, allowed_factories=allowed)
+        except SyntaxError as exc:
+            column = f" (column {exc.offset})" if exc.offset else ""
+            fail(f"syntax error{column}: {exc.msg}", path=path, line=exc.lineno)
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read it: {exc}", path=path)
+    if verdict.verdict == "refused":
+        fail(f"{verdict.reason}; nothing was queued")
+    if verdict.verdict == "unknown":
+        return f" (not checked here: {verdict.reason}; the run checks it before calling it)"
+    return ""
+
+
+@cb.command("load")
+@click.argument("cb_id", metavar="ID")
+@click.option(
+    "--path", "module_path", metavar="MODULE", help="Dotted module path of the callback class."
+)
+@click.option(
+    "--file", "file_path", metavar="FILE.py", help="A .py file defining the callback class."
+)
+@click.option(
+    "--symbol", required=True, metavar="NAME", help="The callback class (or marked factory)."
+)
+@click.option(
+    "--init", "init", multiple=True, metavar="K=V", help="Constructor kwarg (repeatable)."
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="K=V",
+    help="Hot param set after construction (repeatable).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Watchdog budget per call: report a call that runs longer, with its stack "
+    "(the reserved init key _timeout_; see docs/reliability.md).",
+)
+@click.option("--disabled", is_flag=True, help="Load it but leave it disabled.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Skip the up-front check of the target (the run still checks it before calling it).",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+@pass_selection
+def cb_load(
+    selection: RunSelection,
+    cb_id: str,
+    module_path: str | None,
+    file_path: str | None,
+    symbol: str,
+    init: tuple[str, ...],
+    params: tuple[str, ...],
+    timeout: float | None,
+    disabled: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Load (or replace) callback ID from a module (--path) or a .py file (--file).
+
+    The target must be a class with handle() and set_params(), or a factory marked with
+    @hot_factory (docs/protocol.md). That is checked here, from the source, before
+    anything is queued; the module is never imported here.
+
+    \b
+    hotcb cb load timing --path hotcb.modules.cb.callbacks.timing --symbol TimingCallback
+    hotcb cb load feat_viz --file viz.py --symbol FeatureViz --init every=50
+    """
+    if (module_path is None) == (file_path is None):
+        fail("give exactly one of --path MODULE or --file FILE.py")
+    if file_path is not None:
+        resolved = Path(file_path).expanduser().resolve()
+        if not force:  # checked as given: the trust check walks its symlinks itself
+            refused = check_source_file(Path(file_path).expanduser().absolute())
+            if refused is not None:
+                fail(refused)
+        target = {"kind": "python_file", "path": str(resolved), "symbol": symbol}
+    else:
+        assert module_path is not None
+        target = {"kind": "module", "path": module_path, "symbol": symbol}
+    data: dict[str, Any] = {"op": "load", "id": cb_id, "target": target}
+    validate(data)  # a bad id or symbol is reported before the target is looked at
+    note = "" if force else _check_target(selection, target)
+    if init:
+        data["init"] = _assignments(init, "--init")
+    if params:
+        data["params"] = _assignments(params, "--param")
+    if timeout is not None:
+        if TIMEOUT_KEY in data.get("init", {}):
+            fail(f"give the budget once: --timeout SECONDS or --init {TIMEOUT_KEY}=SECONDS")
+        data.setdefault("init", {})[TIMEOUT_KEY] = timeout
+    if disabled:
+        data["enabled"] = False
+    send(selection, data, as_json, note=note)
+
+
+def _set_command(name: str, *, hidden: bool, doc: str) -> None:
+    @cb.command(name, hidden=hidden, help=doc)
+    @click.argument("cb_id", metavar="ID")
+    @click.argument("assignments", nargs=-1, metavar="K=V...")
+    @click.option("--force", is_flag=True, help=_FORCE_HELP)
+    @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+    @pass_selection
+    def command(
+        selection: RunSelection,
+        cb_id: str,
+        assignments: tuple[str, ...],
+        force: bool,
+        as_json: bool,
+    ) -> None:
+        if not assignments:
+            fail(f"nothing to set: give name=value pairs, e.g. hotcb cb set {cb_id} every=5")
+        data = {"op": "set", "id": cb_id, "params": _assignments(assignments, "set")}
+        send(selection, data, as_json, check_id=cb_id, force=force)
+
+
+def _simple_command(op: str, doc: str) -> None:
+    @cb.command(op, help=doc)
+    @click.argument("cb_id", metavar="ID")
+    @click.option("--force", is_flag=True, help=_FORCE_HELP)
+    @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+    @pass_selection
+    def command(selection: RunSelection, cb_id: str, force: bool, as_json: bool) -> None:
+        send(selection, {"op": op, "id": cb_id}, as_json, check_id=cb_id, force=force)
+
+
+_set_command(
+    "set",
+    hidden=False,
+    doc="Set hot params of ID. Values are YAML scalars: every=5 lr=3e-4 on=true tags=[a,b].",
+)
+_set_command("set_params", hidden=True, doc="Alias of `hotcb cb set`.")
+_simple_command(
+    "enable", "Enable callback ID (also re-enables one that was auto-disabled after an error)."
+)
+_simple_command("disable", "Disable callback ID (it stays loaded and keeps its params).")
+_simple_command("unload", "Unload callback ID (its close() is called).")

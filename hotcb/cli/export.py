@@ -1,0 +1,73 @@
+"""``hotcb export-config``: the run's live changes as Hydra config (see :mod:`hotcb.hydra.export`,
+imported only when the command runs: it needs Hydra's YAML and deltas)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hotcb.cli.app import RunSelection, UserError, pass_selection
+
+__all__ = ["export_config"]
+
+
+@click.command("export-config")
+@click.option(
+    "--name", default=None, help="Name of the new hotcb/callbacks option (default: from the run)."
+)
+@click.option(
+    "--out",
+    default=None,
+    metavar="FILE",
+    help="Write the YAML here instead of the app's config dir.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["group", "overrides"]),
+    default="group",
+    show_default=True,
+    help="A config-group file, or override deltas on one line.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite the file if it exists (--out FILE, or --name's option).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print {path, next_command, text} as JSON.")
+@pass_selection
+def export_config(
+    selection: RunSelection, name: str | None, out: str | None, fmt: str, force: bool, as_json: bool
+) -> None:
+    """Turn the run's live changes into Hydra config for the next run.
+
+    Writes a new file (mode 0600) and refuses to overwrite one unless --force. The
+    default form (into the app's config dir) is only for your own runs; another user's
+    run can be read with --format overrides or written to --out FILE.
+    """
+    rd = selection.run_dir(read_only=True)
+    from hotcb.hydra.export import ExportError
+    from hotcb.hydra.export import export_config as do_export
+
+    try:
+        result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force)
+    except ExportError as exc:
+        raise UserError.from_error(exc) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(result.path) if result.path else None,
+                    "next_command": result.next_command,
+                    "text": result.text,
+                }
+            )
+        )
+        return
+    if fmt == "overrides":
+        click.echo(result.text)
+        return
+    click.echo(f"wrote {result.path}")
+    if result.next_command:
+        click.echo(f"next run: {result.next_command}")

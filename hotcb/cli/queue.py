@@ -1,0 +1,196 @@
+"""Queue one validated command to a run, or to every live job of a sweep: one path for both.
+
+The command is validated once (:func:`validate`), then each run it goes to passes the same
+checks (:func:`refusal`: the run dir is yours, the run would read its commands file, the
+callback id is known) before one locked append to its ``hotcb.commands.jsonl``. A single
+run that refuses is a user error; a sweep lists each job as queued or skipped, and is an
+error only when no job took the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hotcb.cli.app import RunSelection, fail
+from hotcb.ops import CommandError, Op
+from hotcb.rundir import RunDir
+from hotcb.state import is_live, read_state
+from hotcb.stream import CommandStream
+from hotcb.trust import check_control_file, foreign_owner
+from hotcb.watchdog import TIMEOUT_KEY, parse_timeout
+
+__all__ = ["Refusal", "describe_op", "known_ids", "refusal", "send", "validate"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a run does not take a command: ``message`` as the error of a single run,
+    ``short`` as the reason on a sweep job's row."""
+
+    message: str
+    short: str
+
+
+def validate(data: dict[str, Any]) -> Op:
+    """The command ``data`` as an :class:`~hotcb.ops.Op`, with the reserved keys checked
+    (``_timeout_``); a :class:`~hotcb.cli.app.UserError` if it is not valid."""
+    for part in ("init", "params"):
+        kwargs = data.get(part) or {}
+        if TIMEOUT_KEY in kwargs:
+            try:
+                parse_timeout(kwargs[TIMEOUT_KEY])
+            except ValueError as exc:
+                fail(f"{exc}; nothing was queued")
+    try:
+        return Op.from_dict(data)
+    except CommandError as exc:
+        fail(exc.message, **exc.location)
+
+
+def known_ids(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The callbacks of a run's state snapshot by id (None: the run has no state yet)."""
+    if state is None:
+        return None
+    callbacks = state.get("callbacks")
+    return callbacks if isinstance(callbacks, dict) else {}
+
+
+def refusal(
+    run: RunDir, state: dict[str, Any] | None, check_id: str | None, force: bool
+) -> Refusal | None:
+    """Why ``run`` (whose state is ``state``) must not be sent a command, or None if it may.
+
+    ``check_id``: the callback id the command is about, checked against the state (unless
+    ``force``).
+    """
+    owner = foreign_owner(run.path)
+    if owner is not None:
+        return Refusal(
+            f"run dir {run.path} belongs to {owner}, not to you (uid {os.geteuid()}): hotcb "
+            "writes commands only to your own runs (reading it with status or log is fine)",
+            f"run of {owner}, not yours",
+        )
+    refused = check_control_file(run.commands).refused
+    if refused is not None:
+        return Refusal(f"{refused} (the run would not read commands from it)", refused)
+    if check_id is None or force:
+        return None
+    known = known_ids(state)
+    if known is None:
+        return Refusal(
+            f"{run.path} has no {run.state.name}: no run has used this dir yet "
+            "(check --dir, or queue anyway with --force)",
+            f"no {run.state.name}",
+        )
+    if check_id not in known:
+        names = ", ".join(sorted(known)) or "none"
+        return Refusal(
+            f"unknown callback id {check_id!r}; known ids: {names} (queue anyway with --force)",
+            f"unknown id {check_id!r}",
+        )
+    return None
+
+
+def _append(run: RunDir, op: Op) -> Refusal | None:
+    try:
+        CommandStream(run.commands).append(op)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return Refusal(f"cannot append to {run.commands}: {reason}", f"cannot append: {reason}")
+    return None
+
+
+def describe_op(op: Op) -> str:
+    """The op as ``hotcb log`` and the confirmations show it: ``set heartbeat every=5``."""
+    parts = [op.op, op.id]
+    if op.target is not None:
+        parts.append(op.target.describe())
+    items = {**op.init, **op.params}
+    parts += [f"{k}={json.dumps(v)}" for k, v in items.items()]
+    if op.enabled is False:
+        parts.append("(disabled)")
+    return " ".join(parts)
+
+
+def send(
+    selection: RunSelection,
+    data: dict[str, Any],
+    as_json: bool,
+    *,
+    check_id: str | None = None,
+    force: bool = False,
+    note: str = "",
+) -> None:
+    """Validate ``data`` and queue it to the selected run, or with ``--sweep`` to every
+    live job of the sweep; print what was queued where (``as_json``: as JSON).
+
+    ``check_id``: refuse a run whose state does not know this callback id (unless
+    ``force``). ``note`` is added to the confirmation.
+    """
+    op = validate(data)
+    sweep = selection.sweep_dir()
+    if sweep is None:
+        _send_to_run(selection.run_dir(read_only=False), op, as_json, check_id, force, note)
+    else:
+        _send_to_sweep(sweep, op, as_json, check_id, force, note)
+
+
+def _send_to_run(
+    run: RunDir, op: Op, as_json: bool, check_id: str | None, force: bool, note: str
+) -> None:
+    state = read_state(run.state)
+    problem = refusal(run, state, check_id, force) or _append(run, op)
+    if problem is not None:
+        fail(problem.message)
+    if as_json:
+        click.echo(json.dumps({"queued": op.to_dict(), "run_dir": str(run.path)}))
+        return
+    if op.op == "load" and op.id in (known_ids(state) or {}):
+        note = f" (replaces the loaded {op.id!r}){note}"
+    live = "" if is_live(state) else " (no live run: applied when one starts here)"
+    click.echo(f"queued {describe_op(op)} -> {run.path}{live}{note}")
+
+
+def _send_to_sweep(
+    sweep: Path, op: Op, as_json: bool, check_id: str | None, force: bool, note: str
+) -> None:
+    from hotcb.sweep import sweep_jobs
+
+    jobs = sweep_jobs(sweep)
+    if not jobs:
+        fail(f"sweep {sweep} has no hotcb jobs yet (no {RunDir(sweep).state.name} below it)")
+    report: list[dict[str, Any]] = []
+    for job in jobs:
+        run = RunDir(job.run_dir)
+        problem = (
+            Refusal("not live", "not live")
+            if not job.live
+            else refusal(run, job.state, check_id, force) or _append(run, op)
+        )
+        report.append(
+            {
+                "job": job.name,
+                "run_dir": str(job.run_dir),
+                "live": job.live,
+                "queued": problem is None,
+                "reason": problem.short if problem is not None else None,
+            }
+        )
+    sent = [r for r in report if r["queued"]]
+    if as_json:
+        click.echo(json.dumps({"queued": op.to_dict(), "sweep_dir": str(sweep), "jobs": report}))
+    else:
+        click.echo(f"sweep {sweep}: {describe_op(op)}{note}")
+        width = max(len(r["job"]) for r in report)
+        for r in report:
+            outcome = "queued" if r["queued"] else f"skipped ({r['reason']})"
+            click.echo(f"  job {r['job'].ljust(width)}  {outcome}")
+        click.echo(f"sent to {len(sent)} of {len(report)} job(s)")
+    if not sent:
+        fail(f"no live job of sweep {sweep} took the command")
