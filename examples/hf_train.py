@@ -1,6 +1,6 @@
 """Hugging Face Trainer + hotcb: a tiny randomly initialised GPT-2 on synthetic tokens.
 
-    pip install 'hotcb[hf]'
+    pip install 'hydra-hotcb[hf]'
     python examples/hf_train.py --steps 500
     hotcb cb set heartbeat every=10          # from another terminal, while it trains
 

@@ -1,6 +1,6 @@
 """Lightning + hotcb: a tiny LightningModule on synthetic data, with live callbacks.
 
-    pip install 'hotcb[lightning]'
+    pip install 'hydra-hotcb[lightning]'
     python examples/lightning_train.py --steps 2000
     hotcb cb set heartbeat every=50          # from another terminal, while it trains
     hotcb cb load grads --path hotcb.modules.cb.callbacks.grad_stats --symbol GradStatsCallback

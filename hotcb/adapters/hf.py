@@ -16,7 +16,7 @@ the installed transformers has it), ``train_step_end`` (on_step_end), ``val_end`
 ``args``, ``rank``. A stop request (``hotcb.requests``) sets ``control.should_training_stop``.
 
 Under DDP every process runs a :class:`~hotcb.distributed.DistributedHotKernel` (process
-zero reads commands and writes the ledger; all apply each op at the same step). Requires ``pip install 'hotcb[hf]'``;
+zero reads commands and writes the ledger; all apply each op at the same step). Requires ``pip install 'hydra-hotcb[hf]'``;
 importing :mod:`hotcb` never imports transformers.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 try:
     from transformers import TrainerCallback
 except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("hotcb.adapters.hf needs transformers: pip install 'hotcb[hf]'") from None
+    raise ImportError("hotcb.adapters.hf needs transformers: pip install 'hydra-hotcb[hf]'") from None
 
 from hotcb.adapters.session import AdapterSession
 

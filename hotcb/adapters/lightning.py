@@ -26,7 +26,7 @@ Rank-aware: under DDP every rank runs a :class:`~hotcb.distributed.DistributedHo
 (rank 0 reads commands and writes the ledger; every rank applies each op at the same
 step; see docs/scaling-out.md).
 
-Requires ``pip install 'hotcb[lightning]'``; importing :mod:`hotcb` never imports Lightning.
+Requires ``pip install 'hydra-hotcb[lightning]'``; importing :mod:`hotcb` never imports Lightning.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ try:
     from lightning.pytorch import Callback
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "hotcb.adapters.lightning needs Lightning: pip install 'hotcb[lightning]'"
+        "hotcb.adapters.lightning needs Lightning: pip install 'hydra-hotcb[lightning]'"
     ) from None
 
 from hotcb.adapters.session import AdapterSession

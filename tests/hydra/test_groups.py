@@ -135,7 +135,7 @@ def test_wheel_ships_the_config_group_and_plugin(tmp_path: Path) -> None:
         timeout=300,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("hotcb-*.whl")
+    (wheel,) = tmp_path.glob("hydra_hotcb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hotcb/conf/hotcb/callbacks/timing.yaml" in names
     assert "hydra_plugins/hotcb_searchpath/hotcb_searchpath_plugin.py" in names

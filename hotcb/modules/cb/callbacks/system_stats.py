@@ -3,7 +3,7 @@
 Every ``every`` steps: ``cpu_percent`` and ``rss_mib`` of the training process,
 ``sys_mem_used_percent`` and ``sys_mem_available_mib``, and, when a GPU is present,
 ``cuda_allocated_mib`` / ``cuda_reserved_mib`` of the current device. Needs psutil
-(``pip install hotcb[system]``).
+(``pip install hydra-hotcb[system]``).
 
 Hot parameters:
     every (int >= 1).
@@ -36,7 +36,7 @@ class SystemStatsCallback:
         try:
             import psutil
         except ImportError:
-            raise ImportError("system_stats needs psutil: pip install 'hotcb[system]'") from None
+            raise ImportError("system_stats needs psutil: pip install 'hydra-hotcb[system]'") from None
         self.id = id
         self.every = positive_int("every", every)
         self._psutil = psutil
