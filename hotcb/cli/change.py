@@ -3,6 +3,9 @@
 Each builds one command from its arguments and hands it to :func:`hotcb.cli.queue.send`,
 which validates it and queues it to the run (or to every live job of a sweep). ``cb load``
 also checks the target against the target rule first, from its source, never importing it.
+
+The queueing side (:mod:`hotcb.cli.queue`, :mod:`hotcb.ops` and with it PyYAML) is imported
+when a command runs, not when the group is built: ``hotcb --help`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ from typing import Any
 import click
 
 from hotcb.cli.app import HotcbGroup, RunSelection, fail, pass_selection
-from hotcb.cli.queue import send, validate
-from hotcb.ops import CommandError, parse_assignments
 from hotcb.state import read_state
 from hotcb.trust import check_source_file
 from hotcb.watchdog import TIMEOUT_KEY
@@ -32,6 +33,8 @@ def cb() -> None:
 
 
 def _assignments(items: Sequence[str], what: str) -> dict[str, Any]:
+    from hotcb.ops import CommandError, parse_assignments
+
     try:
         return parse_assignments(items)
     except CommandError as exc:
@@ -149,6 +152,8 @@ def cb_load(
     else:
         assert module_path is not None
         target = {"kind": "module", "path": module_path, "symbol": symbol}
+    from hotcb.cli.queue import send, validate
+
     data: dict[str, Any] = {"op": "load", "id": cb_id, "target": target}
     validate(data)  # a bad id or symbol is reported before the target is looked at
     note = "" if force else _check_target(selection, target)
@@ -181,6 +186,8 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
     ) -> None:
         if not assignments:
             fail(f"nothing to set: give name=value pairs, e.g. hotcb cb set {cb_id} every=5")
+        from hotcb.cli.queue import send
+
         data = {"op": "set", "id": cb_id, "params": _assignments(assignments, "set")}
         send(selection, data, as_json, check_id=cb_id, force=force)
 
@@ -192,6 +199,8 @@ def _simple_command(op: str, doc: str) -> None:
     @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
     @pass_selection
     def command(selection: RunSelection, cb_id: str, force: bool, as_json: bool) -> None:
+        from hotcb.cli.queue import send
+
         send(selection, {"op": op, "id": cb_id}, as_json, check_id=cb_id, force=force)
 
 
