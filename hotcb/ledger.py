@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hotcb.files import FILE_MODE, open_regular, write_all
+from hotcb.ops import DEFAULT_MODULE
 
 __all__ = ["DECISIONS", "SOURCES", "Ledger", "LedgerEntry", "LedgerRead", "read_ledger"]
 
@@ -150,7 +151,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], bool], Any]] = {
     "step": ("a number or null", _or_none(_is_number), None),
     "epoch": ("a number or null", _or_none(_is_number), None),
     "event": ("text or null", _or_none(_is_text), None),
-    "module": ("text", _is_text, "cb"),
+    "module": ("text", _is_text, DEFAULT_MODULE),  # a line from before modules
     "op": ("text", _is_text, _REQUIRED),
     "id": ("text or null", _or_none(_is_text), None),
     "source": ("text", _is_text, _REQUIRED),
