@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,15 +86,15 @@ class CommandIntake:
         self._warned: set[str] = set()
         self._read_error: str | None = None
 
-    def read(self) -> list[Command]:
+    def read(self) -> Iterator[Command]:
         """The valid ops on the new complete lines (none while the file is not trusted or
-        cannot be read); every line that is not a valid op is recorded as ``invalid``."""
-        commands: list[Command] = []
+        cannot be read), one at a time: a line that is not a valid op is recorded as
+        ``invalid`` when the iteration reaches it, so the ledger keeps the file's order
+        when the caller records each command before taking the next."""
         for line in self._read_lines():
             op = self.parse(line)
             if op is not None:
-                commands.append(Command(op, line))
-        return commands
+                yield Command(op, line)
 
     def _read_lines(self) -> list[CommandLine]:
         lines: list[CommandLine] = []

@@ -40,10 +40,10 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hotcb.desired import DesiredStateFile
 from hotcb.intake import Command, CommandIntake
@@ -86,6 +86,7 @@ _KERNEL_STATE_KEYS = frozenset(
 )
 
 
+@runtime_checkable
 class Kernel(Protocol):
     """What every hotcb kernel offers a training loop: :class:`HotKernel` and
     :class:`~hotcb.distributed.DistributedHotKernel` (what :meth:`HotKernel.from_config`
@@ -318,10 +319,12 @@ class HotKernel:
                 log.exception("hotcb: module %r failed during poll", module.name)
         self.refresh_state(now)
 
-    def read_commands(self, env: Env, event: str | None) -> list[Command]:
-        """The new valid commands (bad lines are recorded as ``invalid`` on the way), read
-        at this safe point: ``env`` and ``event`` say where the loop is, for the entries
-        made until the next read. Recreates the run dir first if it was removed."""
+    def read_commands(self, env: Env, event: str | None) -> Iterator[Command]:
+        """The new valid commands, read at this safe point, one at a time (bad lines are
+        recorded as ``invalid`` as the iteration passes them: record each command before
+        taking the next and the ledger keeps the file's order). ``env`` and ``event`` say
+        where the loop is, for the entries made until the next read. Recreates the run dir
+        first if it was removed."""
         self._env = env
         self.entries.at(env, event)
         self._ensure_run_dir()
@@ -400,7 +403,7 @@ class HotKernel:
                 log.exception("hotcb: module %r failed on %s", op.module, op.op)
                 result = OpResult("failed", f"{type(exc).__name__}: {exc}")
         if result.decision == "failed":
-            where = f" ({self.intake_name} line {line.lineno})" if line else ""
+            where = f" ({self.intake.path.name} line {line.lineno})" if line else ""
             log.error("hotcb: %s %s failed%s: %s", op.op, op.id, where, result.error)
         else:
             log.info("hotcb: %s %s %s", op.op, op.id, result.decision)
@@ -417,11 +420,6 @@ class HotKernel:
             event=event,
             line=line,
         )
-
-    @property
-    def intake_name(self) -> str:
-        """The command file's name, as messages cite it."""
-        return self.intake.path.name
 
     def _reconcile_desired(self, env: Env, event: str | None) -> None:
         """Hand a changed desired-state file to every module that reconciles one, and

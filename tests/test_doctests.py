@@ -43,6 +43,11 @@ MODULES = [
     "hotcb.requests",
     "hotcb.adapters.session",
     "hotcb.distributed",
+    "hotcb",
+    "hotcb.intake",
+    "hotcb.recorder",
+    "hotcb.launch",
+    "hotcb.modules.base",
 ]
 
 

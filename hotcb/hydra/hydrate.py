@@ -1,4 +1,6 @@
-"""From a composed Hydra config to a running kernel with its initial callback set.
+"""From a composed Hydra config to the initial callback set: one ``load`` op per node.
+
+(The kernel is built from them by :func:`hotcb.launch.kernel_from_config`.)
 
 Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
 
