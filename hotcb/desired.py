@@ -9,7 +9,9 @@
         params: {window: 100}
         enabled: true
 
-The file is re-read whenever it changes; :func:`plan` turns the difference between it
+The file is re-read whenever it changes (:class:`DesiredStateFile` reads and checks the
+YAML; the kernel hands the document to every module that reconciles one, the ``cb``
+module reads its ``callbacks`` section); :func:`plan` turns the difference between it
 and the live set into ops (``load`` for a new or re-targeted callback, ``set`` for
 changed params, ``enable`` / ``disable``, ``unload`` for a callback this file loaded and
 no longer lists). Reconciling the same file twice produces no ops.
@@ -111,11 +113,12 @@ class DesiredStateFile:
         self.path = Path(path)
         self._signature: tuple[int, int, int] | None = None
 
-    def read_if_changed(self) -> dict[str, Op] | None:
-        """The parsed file if it changed since the last call, else None.
+    def read_if_changed(self) -> dict[str, Any] | None:
+        """The parsed document (a mapping; an empty file is ``{}``) if the file changed
+        since the last call, else None.
 
         Raises :class:`~hotcb.ops.CommandError` (once per change) for a file that does
-        not parse or validate; the caller records it and keeps the current set.
+        not parse as a YAML mapping; the caller records it and keeps the current set.
         """
         try:
             st = self.path.stat()

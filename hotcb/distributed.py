@@ -30,8 +30,11 @@ stays identical, but dispatched to on rank 0 only.
 Construct it on every rank, after ``init_process_group`` and with the same arguments;
 call ``apply`` with the same steps on every rank (the loop's global step). Without an
 initialized process group (or with one process) it behaves as a plain
-:class:`~hotcb.kernel.HotKernel`; :func:`hotcb.hydra.hydrate.kernel_from_config` picks it
-automatically under an initialized group.
+:class:`~hotcb.kernel.HotKernel`; :func:`hotcb.launch.kernel_from_config` picks it
+automatically under an initialized group. Rank 0 runs a ``HotKernel`` and uses only its
+public pieces: :meth:`~hotcb.kernel.HotKernel.read_commands` (the
+:class:`~hotcb.intake.CommandIntake`), :meth:`~hotcb.kernel.HotKernel.submit` and its
+:class:`~hotcb.recorder.EntryRecorder` (``kernel.entries``).
 
 Example (one process, the gloo backend):
     >>> import tempfile, torch.distributed as dist
@@ -58,12 +61,13 @@ from typing import Any
 
 from hotcb.kernel import HotKernel
 from hotcb.ledger import LedgerEntry
+from hotcb.modules.base import Env, KernelModule, OpResult
 from hotcb.modules.cb.callbacks.emit import emit
-from hotcb.modules.cb.controller import HotController, OpResult
+from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.loader import LoadError, capture_source, read_source
 from hotcb.modules.cb.module import CallbackModule
-from hotcb.modules.cb.protocol import Env
 from hotcb.ops import Op
+from hotcb.recorder import op_payload
 from hotcb.requests import REQUESTS_KEY, request_stop, stop_requested
 from hotcb.rundir import RunDir
 from hotcb.stream import CommandLine
@@ -149,10 +153,10 @@ class DistributedHotKernel:
                 "sync_every": self.sync_every,
             }
             self.run_dir = self._leader.run_dir
-            self.modules = self._leader.modules
-            self.controller: HotController = self.modules["cb"].controller  # type: ignore[attr-defined]
+            self.modules: Mapping[str, KernelModule] = self._leader.modules
+            self.controller: HotController = self._leader.callbacks
             self.controller.bind(self._leader_record, self._leader.mark_changed)
-            self._leader._write_state()
+            self._leader.write_state()
         else:
             self._leader = None
             self._tmp = Path(tempfile.mkdtemp(prefix=f"hotcb-rank{self.rank}-"))
@@ -163,7 +167,8 @@ class DistributedHotKernel:
                 allowed_factories=kernel_kwargs.get("allowed_factories", ()),
             )
             self.controller.bind(self._follower_record, None)
-            self.modules = {"cb": CallbackModule(self.controller)}
+            module = CallbackModule(self.controller)
+            self.modules = {module.name: module}
         self._dispatch = self.controller.dispatch
         #: True if rank 0 rebuilt the state from an existing ledger (every rank agrees).
         self.resumed = False
@@ -196,20 +201,45 @@ class DistributedHotKernel:
             self._stop_sent = True
             self._reports.append({"op": "stop", "reason": reason, "propagate_only": True})
 
-    def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> OpResult:
+    @property
+    def callbacks(self) -> HotController:
+        """This rank's hot-callback controller (as :attr:`HotKernel.callbacks
+        <hotcb.kernel.HotKernel.callbacks>`)."""
+        return self.controller
+
+    def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
         """Apply ``op`` on this rank now (call it on every rank with the same op, e.g. the
-        initial set from config). Rank 0 records it; a failure elsewhere is reported with
-        its rank at the next sync point."""
+        initial set from config) and return its ledger entry. Rank 0 records it; on another
+        rank the entry is what rank 0 would record, not written anywhere (``seq`` 0), and a
+        failure is reported with its rank at the next sync point."""
         env = env if env is not None else {"step": 0}
+        extra = {"world_size": self.world_size}
         if self._leader is not None:
-            entry = self._leader._submit(
-                op, source, env, None, extra={"world_size": self.world_size}
-            )
-            return OpResult(entry.decision, entry.error)
-        result = self.controller.apply_op(op, env)
+            return self._leader.submit(op, source=source, env=env, extra=extra)
+        result = self._apply_here(op, env)
         if result.decision == "failed":
             self._report_failure(op, result.error, env, source)
-        return result
+        return LedgerEntry(
+            seq=0,
+            wall_time=time.time(),
+            step=env.get("step"),
+            epoch=env.get("epoch"),
+            event=None,
+            module=op.module,
+            op=op.op,
+            id=op.id,
+            source=source,
+            decision=result.decision,
+            payload=op_payload(op, result, extra),
+            error=result.error,
+        )
+
+    def _apply_here(self, op: Op, env: Env, sha256: str | None = None) -> OpResult:
+        """Apply ``op`` to this rank's module for it (a follower rank: nothing recorded)."""
+        module = self.modules.get(op.module)
+        if module is None:
+            return OpResult("failed", f"rank {self.rank} has no module {op.module!r}")
+        return module.apply_op(op, env, sha256=sha256)
 
     def agree(self, value: Any) -> Any:
         """Rank 0's ``value``, on every rank (a broadcast; call it on every rank)."""
@@ -242,7 +272,7 @@ class DistributedHotKernel:
                     self._deliver(gathered, previous.lines, env, event)
             self._pending = _Round.start(payload, lines, self._group)
         if self._leader is not None:
-            self._leader._refresh_state(time.monotonic())
+            self._leader.refresh_state()
 
     def _deliver(
         self,
@@ -266,17 +296,13 @@ class DistributedHotKernel:
         command line each came from (None for a reload)."""
         leader = self._leader
         assert leader is not None
-        leader._at(env)
         messages: list[dict[str, Any]] = []
         lines: list[CommandLine | None] = []
-        for line in leader._read_lines(event):
-            op = leader._parse_line(line, event)
-            if op is None:
-                continue
-            message = self._message(op, "external", env, event, line)
+        for command in leader.read_commands(env, event):
+            message = self._message(command.op, "external", env, event, command.line)
             if message is not None:
                 messages.append(message)
-                lines.append(line)
+                lines.append(command.line)
         for cb_id in self.controller.changed_sources():
             op = self.controller.load_op(cb_id)
             if op is None:
@@ -305,23 +331,17 @@ class DistributedHotKernel:
                 src = read_source(op.target.path)
                 capture_source(self._leader.run_dir.sources, src.data, src.sha256)
             except (LoadError, OSError) as exc:
-                self._leader.ledger.record(
+                self._leader.entries.record(
                     module=op.module,
                     op="reload" if reload else op.op,
                     id=op.id,
                     source=source,
                     decision="failed",
                     error=str(exc),
-                    payload={
-                        "target": op.target.to_dict(),
-                        "world_size": self.world_size,
-                        **(line.mark() if line else {}),
-                    },
-                    step=env.get("step"),
-                    epoch=env.get("epoch"),
+                    payload={"target": op.target.to_dict(), "world_size": self.world_size},
+                    env=env,
                     event=event,
-                    line=line.lineno if line else None,
-                    offset=line.offset if line else None,
+                    line=line,
                 )
                 log.error("hotcb: %s %s failed: %s", op.op, op.id, exc)
                 return None
@@ -341,7 +361,7 @@ class DistributedHotKernel:
         if self._leader is not None:
             decision, error = self._leader_apply(line, op, message, sha, env, event)
         else:
-            result = self.controller.apply_op(op, env, sha256=sha)
+            result = self._apply_here(op, env, sha)
             decision, error = result.decision, result.error
             if decision == "failed":
                 self._report_failure(
@@ -368,8 +388,14 @@ class DistributedHotKernel:
         assert leader is not None
         extra = {"world_size": self.world_size}
         if not message["reload"]:
-            entry = leader._submit(
-                op, message["source"], env, event, line=line, sha256=sha, extra=extra
+            entry = leader.submit(
+                op,
+                source=message["source"],
+                env=env,
+                event=event,
+                line=line,
+                sha256=sha,
+                extra=extra,
             )
             return entry.decision, entry.error
         previous = self.controller.status().get(op.id, {}).get("sha256")
@@ -382,16 +408,14 @@ class DistributedHotKernel:
             "params": dict(op.params),
             **extra,
         }
-        leader.ledger.record(
+        leader.entries.record(
             module=op.module,
             op="reload",
             id=op.id,
-            source="auto",
             decision=result.decision,
             error=result.error,
             payload=payload,
-            step=env.get("step"),
-            epoch=env.get("epoch"),
+            env=env,
             event=event,
         )
         leader.mark_changed()
@@ -406,7 +430,7 @@ class DistributedHotKernel:
         fields["payload"] = {**(fields.get("payload") or {}), "rank": 0}
         fields["payload"]["world_size"] = self.world_size
         self._queue_propagation(fields)
-        return self._leader.recorder("cb")(env=env, **fields)
+        return self._leader.recorder(CallbackModule.name)(env=env, **fields)
 
     def _follower_record(self, *, env: Env | None = None, **fields: Any) -> None:
         """A change or failure on this rank, kept for rank 0's ledger (next sync point)."""
@@ -460,16 +484,15 @@ class DistributedHotKernel:
         if self._leader is None or report.get("propagate_only"):
             return
         error = report.get("error")
-        self._leader.ledger.record(
-            module="cb",
+        self._leader.entries.record(
+            module=CallbackModule.name,
             op=str(report.get("op")),
             id=cb_id,
             source=str(report.get("source") or "auto"),
             decision=str(report.get("decision") or "failed"),
             error=f"rank {rank}: {error}" if error else None,
             payload={**report.get("payload", {}), "rank": rank, "world_size": self.world_size},
-            step=report.get("step"),
-            epoch=report.get("epoch"),
+            env={"step": report.get("step"), "epoch": report.get("epoch")},
             event=event,
         )
         self._leader.mark_changed()

@@ -2,12 +2,13 @@
 
 The training loop calls :meth:`HotKernel.apply` at its safe points (after a step,
 after validation, ...). Each call is cheap when nothing changed: a clock check, then
-each module's dispatch loop. Every ``poll_interval`` seconds the kernel also reads
-new complete lines of ``hotcb.commands.jsonl``, parses each at the edge (a bad line
-becomes a ``failed`` ledger entry naming its line and the problem), routes valid ops
-to their module, records every outcome in ``hotcb.applied.jsonl`` and rewrites
-``hotcb.state.json`` when the set changed. Nothing a command or a callback does makes
-``apply`` raise.
+each module's dispatch loop. Every ``poll_interval`` seconds the kernel also takes in
+new commands (:class:`~hotcb.intake.CommandIntake`: read, trust-checked, parsed at the
+edge; a bad line becomes a ``failed`` ledger entry naming its line and the problem),
+routes each valid op by its ``module`` field to that module (the kernel knows no module
+by name, see :mod:`hotcb.modules.base`), records every outcome in ``hotcb.applied.jsonl``
+(:class:`~hotcb.recorder.EntryRecorder`) and rewrites ``hotcb.state.json`` when the set
+changed. Nothing a command or a callback does makes ``apply`` raise.
 
 Example:
     >>> import tempfile
@@ -25,9 +26,7 @@ Restarting in a run dir that already has a ledger resumes: the applied ops are
 replayed (``source: replay``) before the first step, and reading continues after the
 last command processed, so nothing is applied twice and nothing is lost. A ledger another
 user owns or can write is never replayed (see :mod:`hotcb.trust`): it is moved aside and the
-run starts fresh, saying why in the log, the ledger and the state's ``warnings``.
-
-last command processed, so nothing is applied twice and nothing is lost. If the
+run starts fresh, saying why in the log, the ledger and the state's ``warnings``. If the
 commands file was replaced or rewritten while the run was down, the kernel notices
 (the ledger keeps a fingerprint of the bytes read) and reads the new file from the top.
 
@@ -41,48 +40,88 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hotcb.desired import DesiredStateFile
-from hotcb.files import NotRegularFileError
+from hotcb.intake import Command, CommandIntake
 from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
-from hotcb.modules.cb.controller import OpResult
+from hotcb.modules.base import Env, KernelModule, OpResult
+from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.module import CallbackModule
-from hotcb.modules.cb.protocol import Env
-from hotcb.ops import CommandError, Op, parse_command
+from hotcb.ops import DEFAULT_MODULE, CommandError, Op, register_ops
+from hotcb.recorder import EntryRecorder, op_payload
 from hotcb.rundir import RunDir
 from hotcb.runlock import RunDirLock
 from hotcb.state import HOSTNAME, STATE_VERSION, write_state
-from hotcb.stream import CommandLine, CommandStream
+from hotcb.stream import CommandLine
 from hotcb.trust import check_control_file, check_run_dir
 
-__all__ = ["HotKernel", "KernelModule"]
+__all__ = ["HotKernel", "Kernel", "KernelModule"]
 
 log = logging.getLogger("hotcb")
 
+#: Keys of ``hotcb.state.json`` the kernel writes itself (a module's ``state_key`` may not
+#: be one of them).
+_KERNEL_STATE_KEYS = frozenset(
+    {
+        "version",
+        "run_dir",
+        "pid",
+        "host",
+        "started",
+        "updated",
+        "closed",
+        "step",
+        "epoch",
+        "ledger_seq",
+        "modules",
+        "warnings",
+        "allowed_factories",
+        "world_size",
+        "sync_every",
+    }
+)
 
-class KernelModule(Protocol):
-    """What a kernel module provides (``cb`` is the one hotcb ships)."""
 
-    name: str
-
-    def attach(self, kernel: HotKernel) -> None: ...
+@runtime_checkable
+class Kernel(Protocol):
+    """What every hotcb kernel offers a training loop: :class:`HotKernel` and
+    :class:`~hotcb.distributed.DistributedHotKernel` (what :meth:`HotKernel.from_config`
+    returns)."""
 
     @property
-    def dispatch(self) -> Callable[[Env, Sequence[str]], None]: ...
+    def run_dir(self) -> RunDir: ...
 
-    def apply_op(
-        self, op: Op, env: Env | None = None, *, sha256: str | None = None
-    ) -> OpResult: ...
+    @property
+    def modules(self) -> Mapping[str, KernelModule]: ...
 
-    def poll(self, env: Env) -> bool: ...
+    @property
+    def callbacks(self) -> HotController: ...
 
-    def spec(self, cb_id: str) -> dict[str, Any] | None: ...
+    #: this process's rank (0 without torch.distributed)
+    @property
+    def rank(self) -> int: ...
 
-    def status(self) -> dict[str, dict[str, Any]]: ...
+    #: True if the state was rebuilt from an existing ledger
+    @property
+    def resumed(self) -> bool: ...
+
+    def apply(self, env: Env, events: Sequence[str]) -> None:
+        """Apply pending commands at this safe point, then dispatch ``events``."""
+        ...
+
+    def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
+        """Apply ``op`` now and return its ledger entry."""
+        ...
+
+    def agree(self, value: Any) -> Any:
+        """Rank 0's ``value``, on every rank (the value itself in one process)."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -102,7 +141,9 @@ class HotKernel:
         state_interval: at most this often (seconds) ``hotcb.state.json`` is refreshed
             just to report a new step; changes to the set are written at once.
         commands_path / config_path: a different command file / a desired-state YAML.
-        modules: kernel modules by name (default: ``{"cb": CallbackModule()}``).
+        modules: kernel modules by name (default: the hot-callback module only,
+            :class:`~hotcb.modules.cb.module.CallbackModule`). The kernel knows none by
+            name: it routes each op by its ``module`` field (see :mod:`hotcb.modules.base`).
         register: list this run in the user's live-run registry so ``hotcb`` finds it
             without ``--dir`` (default True).
         resume: replay an existing ledger in ``run_dir`` before the first step.
@@ -180,26 +221,24 @@ class HotKernel:
         self.warnings: list[str] = []
         refused_ledger = _set_aside_untrusted(self.run_dir.ledger)
         self.ledger = Ledger(self.run_dir.ledger, fsync=fsync)
+        #: writes ledger entries stamped with where the loop is
+        self.entries = EntryRecorder(self.ledger)
         self._report_trust(check_run_dir(self.run_dir.path).warning, refused_ledger)
-        self.modules: dict[str, KernelModule] = dict(
-            modules or {"cb": CallbackModule(auto_disable_on_error=auto_disable_on_error)}
-        )
+        if modules is None:
+            modules = {
+                CallbackModule.name: CallbackModule(auto_disable_on_error=auto_disable_on_error)
+            }
+        self.modules: dict[str, KernelModule] = _checked_modules(modules)
         for module in self.modules.values():
             module.attach(self)
         self._dispatch = _one_dispatch(tuple(m.dispatch for m in self.modules.values()))
-        self._commands = CommandStream(
+        commands = (
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
         self._desired = DesiredStateFile(config_path) if config_path is not None else None
-        self._desired_owned: set[str] = set()
-        self._refusals: dict[str, str] = {}
         self._state_error: str | None = None
-        self._read_error: str | None = None
         self._recreate_error: str | None = None
-        self._warned: set[str] = set()
         self._env: Env = {}
-        self._step: Any = None
-        self._epoch: Any = None
         self._changed = True
         self._next_poll = 0.0
         self._next_state = 0.0
@@ -209,24 +248,44 @@ class HotKernel:
         offset, lineno, mark = 0, 0, None
         if resume and refused_ledger is None:
             offset, lineno, mark = self._replay()
-        self._reader = self._commands.reader(offset=offset, lineno=lineno, mark=mark)
+        #: reads, trust-checks, parses and records the command file
+        self.intake = CommandIntake(commands, self.entries, offset=offset, lineno=lineno, mark=mark)
         self._registration: Path | None = None
         if register:
             self._registration = _register(self.run_dir.path)
-        self._write_state()
+        self.write_state()
 
     # -- Hydra ----------------------------------------------------------------------
 
     @classmethod
     def from_config(
         cls, cfg: Any, run_dir: str | os.PathLike[str] | None = None, **kwargs: Any
-    ) -> Any:
-        """Build a kernel from a composed Hydra config (see :mod:`hotcb.hydra`): a
-        ``HotKernel``, or under an initialized ``torch.distributed`` group of several
+    ) -> Kernel:
+        """Build a kernel from a composed Hydra config (see :func:`hotcb.launch.kernel_from_config`):
+        a ``HotKernel``, or under an initialized ``torch.distributed`` group of several
         processes a :class:`~hotcb.distributed.DistributedHotKernel`."""
-        from hotcb.hydra.hydrate import kernel_from_config
+        from hotcb.launch import kernel_from_config  # it builds kernels: imported on use
 
         return kernel_from_config(cfg, run_dir=run_dir, **kwargs)
+
+    #: this process's rank: a HotKernel is one process (see :class:`Kernel`)
+    rank = 0
+
+    @property
+    def callbacks(self) -> HotController:
+        """The hot-callback controller (``kernel.modules["cb"].controller``): ``status()``,
+        ``get(id)``, ``ids``. Raises ``AttributeError`` if this kernel runs no callback
+        module."""
+        module = self.modules.get(CallbackModule.name)
+        if not isinstance(module, CallbackModule):
+            raise AttributeError(
+                f"this kernel has no callback module (modules: {', '.join(self.modules)})"
+            )
+        return module.controller
+
+    def agree(self, value: Any) -> Any:
+        """``value`` (one process agrees with itself; see :class:`Kernel`)."""
+        return value
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -242,12 +301,9 @@ class HotKernel:
     def _poll(self, env: Env, events: Sequence[str]) -> None:
         now = monotonic()
         self._next_poll = now + self.poll_interval
-        self._at(env)
         event = events[0] if events else None
-        for line in self._read_lines(event):
-            op = self._parse_line(line, event)
-            if op is not None:
-                self._submit(op, "external", env, event, line=line)
+        for command in self.read_commands(env, event):
+            self.submit(command.op, source="external", env=env, event=event, line=command.line)
         if self._desired is not None:
             self._reconcile_desired(env, event)
         for module in self.modules.values():
@@ -256,67 +312,20 @@ class HotKernel:
                     self._changed = True
             except Exception:
                 log.exception("hotcb: module %r failed during poll", module.name)
-        self._refresh_state(now)
+        self.refresh_state(now)
 
-    def _at(self, env: Env) -> None:
-        """Remember the env and where the loop is (for entries made between steps)."""
+    def read_commands(self, env: Env, event: str | None) -> Iterator[Command]:
+        """The new valid commands, read at this safe point, one at a time (bad lines are
+        recorded as ``invalid`` as the iteration passes them: record each command before
+        taking the next and the ledger keeps the file's order). ``env`` and ``event`` say
+        where the loop is, for the entries made until the next read. Recreates the run dir
+        first if it was removed."""
         self._env = env
-        self._step = env.get("step")
-        self._epoch = env.get("epoch")
+        self.entries.at(env, event)
+        self._ensure_run_dir()
+        return self.intake.read()
 
-    def _read_lines(self, event: str | None) -> list[CommandLine]:
-        """New complete command lines (none while the file is not trusted or readable)."""
-        self._ensure_run_dir(event)
-        lines: list[CommandLine] = []
-        if self._trusted(self._commands.path, event):
-            try:
-                lines = self._reader.read_new()
-            except OSError as exc:
-                self._unreadable(exc, event)
-            else:
-                if self._read_error is not None:
-                    self._read_error = None
-                    log.warning("hotcb: %s can be read again", self._commands.path)
-        if self._reader.reset_reason:
-            log.warning("hotcb: %s (%s)", self._reader.reset_reason, self._commands.path)
-            self.ledger.record(
-                module="kernel",
-                op="reset",
-                id=None,
-                source="auto",
-                decision="applied",
-                error=self._reader.reset_reason,
-                step=self._step,
-                epoch=self._epoch,
-                event=event,
-            )
-        return lines
-
-    def _unreadable(self, exc: OSError, event: str | None) -> None:
-        """Report a commands file that cannot be read (a FIFO, a symlink, no permission)
-        once per distinct problem, in the log and the ledger."""
-        if isinstance(exc, NotRegularFileError):
-            reason = str(exc)
-        else:
-            reason = f"cannot read {self._commands.path}: {exc.strerror or exc}"
-        if reason == self._read_error:
-            return
-        self._read_error = reason
-        log.error("hotcb: %s. Nothing from it is applied until that is fixed.", reason)
-        self.ledger.record(
-            module="kernel",
-            op="refuse",
-            id=None,
-            source="auto",
-            decision="failed",
-            error=reason,
-            step=self._step,
-            epoch=self._epoch,
-            event=event,
-            payload={"path": str(self._commands.path)},
-        )
-
-    def _ensure_run_dir(self, event: str | None) -> None:
+    def _ensure_run_dir(self) -> None:
         """Recreate the run dir (and ``hotcb.sources/``) if it was removed mid-run.
 
         One ``stat`` per poll when all is well. A removal is said once in the log, and
@@ -343,102 +352,40 @@ class HotKernel:
             f" Warning: {problem}" if problem else "",
         )
         self._changed = True
-        self.ledger.record(
+        self.entries.record(
             module="kernel",
             op="recreate",
-            id=None,
-            source="auto",
-            decision="applied",
             error=problem,
-            step=self._step,
-            epoch=self._epoch,
-            event=event,
-            payload={
-                "removed": str(gone),
-                "state": {n: m.status() for n, m in self.modules.items()},
-            },
+            payload={"removed": str(gone), "state": self._module_states()},
         )
 
-    def _refresh_state(self, now: float) -> None:
-        """Rewrite the state file if the set changed, or to report progress."""
-        if self._changed or (now >= self._next_state and self._step is not None):
-            self._write_state()
+    def refresh_state(self, now: float | None = None) -> None:
+        """Rewrite ``hotcb.state.json`` if the set changed, or (at most every
+        ``state_interval``) to report progress."""
+        now = monotonic() if now is None else now
+        if self._changed or (now >= self._next_state and self.entries.step is not None):
+            self.write_state()
             self._next_state = now + self.state_interval
 
-    def _trusted(self, path: Path, event: str | None) -> bool:
-        """Check a control file's owner and mode; report a change of verdict once."""
-        verdict = check_control_file(path)
-        key = str(path)
-        if verdict.refused:
-            if self._refusals.get(key) != verdict.refused:
-                self._refusals[key] = verdict.refused
-                log.error(
-                    "hotcb: %s. Nothing from it is applied until that is fixed.", verdict.refused
-                )
-                self.ledger.record(
-                    module="kernel",
-                    op="refuse",
-                    id=None,
-                    source="auto",
-                    decision="failed",
-                    error=verdict.refused,
-                    step=self._step,
-                    epoch=self._epoch,
-                    event=event,
-                    payload={"path": key},
-                )
-            return False
-        if self._refusals.pop(key, None) is not None:
-            log.warning("hotcb: %s is trusted again; reading it", path)
-        if verdict.warning and key not in self._warned:
-            self._warned.add(key)
-            log.warning("hotcb: %s", verdict.warning)
-        return True
-
-    def _parse_line(self, line: CommandLine, event: str | None) -> Op | None:
-        """The op on ``line``, or None after recording why the line is not one."""
-        if line.error is None:
-            try:
-                return parse_command(line.text)
-            except CommandError as exc:
-                error = exc.located(path=self._commands.path, line=line.lineno)
-        else:
-            error = CommandError(line.error, path=self._commands.path, line=line.lineno)
-        log.error("hotcb: ignored a bad command: %s", error)
-        self.ledger.record(
-            module="cb",
-            op="invalid",
-            id=None,
-            source="external",
-            decision="failed",
-            error=error,
-            payload={"raw": line.text[:2000], "length": line.length, **line.mark()},
-            step=self._step,
-            epoch=self._epoch,
-            event=event,
-            line=line.lineno,
-            offset=line.offset,
-        )
-        return None
-
-    def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
-        """Apply ``op`` now (between steps), record it, and return its ledger entry.
-
-        Used for the initial callback set (``source="config"``, step 0).
-        """
-        return self._submit(op, source, env if env is not None else self._env or {"step": 0}, None)
-
-    def _submit(
+    def submit(
         self,
         op: Op,
-        source: str,
-        env: Env,
-        event: str | None,
         *,
+        source: str = "config",
+        env: Env | None = None,
+        event: str | None = None,
         line: CommandLine | None = None,
         sha256: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> LedgerEntry:
+        """Apply ``op`` now, record it, and return its ledger entry.
+
+        Used for the initial callback set (``source="config"``, step 0) and for every
+        command read (``source="external"``, with its ``line``). ``event``: the event being
+        applied (None between steps); ``sha256``: the captured source a load uses;
+        ``extra``: more facts for the entry's payload.
+        """
+        env = env if env is not None else self._env or {"step": 0}
         module = self.modules.get(op.module)
         if module is None:
             result = OpResult(
@@ -450,63 +397,56 @@ class HotKernel:
             except Exception as exc:  # a module bug must not stop training either
                 log.exception("hotcb: module %r failed on %s", op.module, op.op)
                 result = OpResult("failed", f"{type(exc).__name__}: {exc}")
-        payload = {k: v for k, v in op.to_dict().items() if k not in ("module", "op", "id")}
-        payload.update(result.details)
-        payload.update(extra or {})
-        if line is not None:
-            payload.update(line.mark())
         if result.decision == "failed":
-            where = f" ({self._commands.path.name} line {line.lineno})" if line else ""
+            where = f" ({self.intake.path.name} line {line.lineno})" if line else ""
             log.error("hotcb: %s %s failed%s: %s", op.op, op.id, where, result.error)
         else:
             log.info("hotcb: %s %s %s", op.op, op.id, result.decision)
             self._changed = True
-        step = env.get("step", self._step)
-        return self.ledger.record(
+        return self.entries.record(
             module=op.module,
             op=op.op,
             id=op.id,
             source=source,
             decision=result.decision,
             error=result.error,
-            payload=payload,
-            step=step,
-            epoch=env.get("epoch", self._epoch),
+            payload=op_payload(op, result, extra),
+            env=env,
             event=event,
-            line=line.lineno if line else None,
-            offset=line.offset if line else None,
+            line=line,
         )
 
     def _reconcile_desired(self, env: Env, event: str | None) -> None:
-        assert self._desired is not None
-        if not self._trusted(self._desired.path, event):
+        """Hand a changed desired-state file to every module that reconciles one, and
+        submit the ops they return (``source: config``)."""
+        desired = self._desired
+        assert desired is not None
+        if not self.intake.trusted(desired.path):
             return
+        ops: list[Op] = []
         try:
-            desired = self._desired.read_if_changed()
+            document = desired.read_if_changed()
+            if document is None:
+                return
+            for module in self.modules.values():
+                reconcile = getattr(module, "reconcile", None)
+                if reconcile is not None:
+                    try:
+                        ops.extend(reconcile(document))
+                    except CommandError as exc:
+                        raise exc.located(path=desired.path) from None
         except CommandError as exc:
             log.error("hotcb: desired-state file ignored: %s", exc)
-            self.ledger.record(
-                module="cb",
+            self.entries.record(
+                module=DEFAULT_MODULE,
                 op="invalid",
-                id=None,
                 source="config",
                 decision="failed",
                 error=exc,
-                step=self._step,
-                epoch=self._epoch,
-                event=event,
             )
             return
-        if desired is None:
-            return
-        cb = self.modules.get("cb")
-        if cb is None:
-            return
-        from hotcb.desired import plan
-
-        for op in plan(desired, cb.spec, owned=self._desired_owned):
-            self._submit(op, "config", env, event)
-        self._desired_owned = set(desired)
+        for op in ops:
+            self.submit(op, source="config", env=env, event=event)
 
     # -- resume ---------------------------------------------------------------------
 
@@ -515,32 +455,28 @@ class HotKernel:
         if run_dir_warning:
             log.warning("hotcb: WARNING: %s", run_dir_warning)
             self.warnings.append(run_dir_warning)
-            self.ledger.record(
+            self.entries.record(
                 module="kernel",
                 op="warn",
-                id=None,
-                source="auto",
-                decision="applied",
                 error=run_dir_warning,
                 payload={"path": str(self.run_dir.path)},
             )
         if refused_ledger:
             log.error("hotcb: %s", refused_ledger)
             self.warnings.append(refused_ledger)
-            self.ledger.record(
+            self.entries.record(
                 module="kernel",
                 op="refuse",
-                id=None,
-                source="auto",
                 decision="failed",
                 error=refused_ledger,
                 payload={"path": str(self.run_dir.ledger)},
             )
 
     def _replay(self) -> tuple[int, int, Mapping[str, Any] | None]:
-        """Re-apply an existing ledger; return where to continue reading commands: the
-        offset, line number and :meth:`~hotcb.stream.CommandLine.mark` of the last
-        command processed (the mark is None in a ledger written before hotcb kept it)."""
+        """Have each module re-apply its applied entries of an existing ledger; return where
+        to continue reading commands: the offset, line number and
+        :meth:`~hotcb.stream.CommandLine.mark` of the last command processed (the mark is
+        None in a ledger written before hotcb kept it)."""
         read = read_ledger(self.run_dir.ledger)
         for warning in read.warnings():
             log.warning("hotcb: %s", warning)
@@ -558,42 +494,28 @@ class HotKernel:
             return offset, lineno, mark
         self.resumed = True
         for entry in replayable:
-            op = _op_from_entry(entry)
-            if op is None:
-                continue
-            sha = entry.payload.get("sha256") if op.op == "load" else None
-            if entry.op == "reload":
-                spec = self.modules[op.module].spec(op.id)
-                if spec is not None:  # keep whether it was enabled
-                    op = Op(
-                        op="load",
-                        id=op.id,
-                        module=op.module,
-                        target=op.target,
-                        init=op.init,
-                        params=op.params,
-                        enabled=spec["enabled"],
-                    )
-            result = self.modules[op.module].apply_op(op, {"step": entry.step}, sha256=sha)
-            if result.decision == "failed":
+            try:
+                result = self.modules[entry.module].replay(entry)
+            except Exception as exc:  # a module bug must not stop the start
+                log.exception("hotcb: module %r failed to replay seq %s", entry.module, entry.seq)
+                result = OpResult("failed", f"{type(exc).__name__}: {exc}")
+            if result is not None and result.decision == "failed":
                 log.error(
                     "hotcb: replay of ledger seq %s (%s %s) failed: %s",
                     entry.seq,
-                    op.op,
-                    op.id,
+                    entry.op,
+                    entry.id,
                     result.error,
                 )
-        self.ledger.record(
+        self.entries.record(
             module="kernel",
             op="resume",
-            id=None,
             source="replay",
-            decision="applied",
             payload={
                 "entries": len(replayable),
                 "offset": offset,
                 "line": lineno,
-                "state": {n: m.status() for n, m in self.modules.items()},
+                "state": self._module_states(),
             },
         )
         log.info(
@@ -608,28 +530,22 @@ class HotKernel:
 
     def recorder(self, module: str) -> Callable[..., LedgerEntry]:
         """A ``record(op=, id=, source=, decision=, payload=, error=, env=)`` function
-        for changes ``module`` makes on its own (auto-disable, reload)."""
-
-        def record(*, env: Env | None = None, **fields: Any) -> LedgerEntry:
-            env = env or {}
-            self._changed = True
-            return self.ledger.record(
-                module=module,
-                step=env.get("step", self._step),
-                epoch=env.get("epoch", self._epoch),
-                **fields,
-            )
-
-        return record
+        for changes ``module`` makes on its own (auto-disable, reload); each one also
+        marks the state changed."""
+        return self.entries.for_module(module, on_record=self.mark_changed)
 
     def mark_changed(self) -> None:
         """Ask for ``hotcb.state.json`` to be rewritten at the next safe point."""
         self._changed = True
 
+    def _module_states(self) -> dict[str, Any]:
+        return {name: module.status() for name, module in self.modules.items()}
+
     def status(self) -> dict[str, Any]:
-        """The snapshot written to ``hotcb.state.json`` (see :mod:`hotcb.state`)."""
-        cb = self.modules.get("cb")
-        return {
+        """The snapshot written to ``hotcb.state.json`` (see :mod:`hotcb.state`): the
+        kernel's own keys, and each module's status under its ``state_key``
+        (``callbacks`` for the callback module)."""
+        snapshot: dict[str, Any] = {
             "version": STATE_VERSION,
             "run_dir": str(self.run_dir.path),
             "pid": os.getpid(),
@@ -637,16 +553,19 @@ class HotKernel:
             "started": self._started,
             "updated": time.time(),
             "closed": self._closed,
-            "step": self._step,
-            "epoch": self._epoch,
+            "step": self.entries.step,
+            "epoch": self.entries.epoch,
             "ledger_seq": self.ledger.last_seq,
-            "callbacks": cb.status() if cb is not None else {},
             "modules": sorted(self.modules),
             "warnings": list(self.warnings),
             "allowed_factories": sorted(self.allowed_factories),
         }
+        for module in self.modules.values():
+            snapshot[module.state_key] = module.status()
+        return snapshot
 
-    def _write_state(self) -> None:
+    def write_state(self) -> None:
+        """Rewrite ``hotcb.state.json`` now (a failure is logged once; training goes on)."""
         self._changed = False
         try:
             write_state(self.run_dir.state, self.status())
@@ -666,10 +585,10 @@ class HotKernel:
             return
         self._closed = True
         # loops usually reuse one env dict: it holds the step the run ended at
-        self._step = self._env.get("step", self._step)
-        self._epoch = self._env.get("epoch", self._epoch)
+        self.entries.step = self._env.get("step", self.entries.step)
+        self.entries.epoch = self._env.get("epoch", self.entries.epoch)
         try:
-            self._write_state()
+            self.write_state()
         finally:
             for module in self.modules.values():
                 try:
@@ -703,20 +622,25 @@ def _finalize(ref: weakref.ref[HotKernel], lock: RunDirLock) -> None:
     lock.release()
 
 
-def _op_from_entry(entry: LedgerEntry) -> Op | None:
-    """Rebuild the op a ledger entry applied (None for entries that are not ops)."""
-    payload = dict(entry.payload)
-    op = "load" if entry.op == "reload" else entry.op  # a reload = a load of the new bytes
-    if op not in ("load", "set", "enable", "disable", "unload"):
-        return None
-    data: dict[str, Any] = {"module": entry.module, "op": op, "id": entry.id}
-    for key in ("target", "init", "params", "enabled"):
-        if key in payload and payload[key] is not None:
-            data[key] = payload[key]
-    try:
-        return Op.from_dict(data)
-    except CommandError:
-        return None
+def _checked_modules(modules: Mapping[str, KernelModule]) -> dict[str, KernelModule]:
+    """The kernel's modules, each under its own name and state key, their ops registered
+    so commands naming them parse (raises ``ValueError`` for a clash)."""
+    keys: dict[str, str] = {}
+    for name, module in modules.items():
+        if name != module.name or name == "kernel":
+            raise ValueError(
+                f"module {module.name!r} must be given under its own name, not {name!r} "
+                "('kernel' is the kernel's own)"
+            )
+        key = module.state_key
+        if key in _KERNEL_STATE_KEYS or key in keys:
+            raise ValueError(
+                f"module {name!r}: state_key {key!r} is taken "
+                f"(by {keys.get(key, 'the kernel')}); choose another"
+            )
+        keys[key] = name
+        register_ops(name, module.ops)
+    return dict(modules)
 
 
 def _one_dispatch(

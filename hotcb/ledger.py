@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from hotcb.defaults import DEFAULT_MODULE
 from hotcb.errors import LOCATION_FIELDS, HotcbError
 from hotcb.files import FILE_MODE, open_regular, read_regular, write_all
 from hotcb.scalar import to_scalar
@@ -163,7 +164,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], bool], Any]] = {
     "step": ("a number or null", _or_none(_is_number), None),
     "epoch": ("a number or null", _or_none(_is_number), None),
     "event": ("text or null", _or_none(_is_text), None),
-    "module": ("text", _is_text, "cb"),
+    "module": ("text", _is_text, DEFAULT_MODULE),  # a line from before modules
     "op": ("text", _is_text, _REQUIRED),
     "id": ("text or null", _or_none(_is_text), None),
     "source": ("text", _is_text, _REQUIRED),

@@ -5,6 +5,12 @@ at the edge, into a frozen :class:`Op`. The kernel and the callback controller o
 ever see valid ops; anything malformed becomes a :class:`CommandError` whose message
 says what was wrong and what to do.
 
+Which ops exist is declared by the kernel modules themselves: each module registers an
+:class:`OpSpec` per op it owns (:func:`register_ops`), and :meth:`Op.from_dict` checks a
+command against the table of the module it names. The ``cb`` module's table is built in
+(:data:`CALLBACK_OPS`, under :data:`DEFAULT_MODULE`, the module of a command that names
+none), so the CLI can check cb commands without importing the cb package.
+
 This module must stay light: the CLI imports it, and the CLI never imports torch.
 
 Example:
@@ -26,27 +32,31 @@ from typing import Any, Literal
 
 import yaml
 
+from hotcb.defaults import DEFAULT_MODULE
 from hotcb.errors import HotcbError
 
 __all__ = [
+    "CALLBACK_OPS",
+    "DEFAULT_MODULE",
     "MAX_DEPTH",
     "OPS",
     "OP_ALIASES",
+    "OP_FIELDS",
     "TARGET_KINDS",
     "CallbackTarget",
     "CommandError",
     "Op",
+    "OpSpec",
     "check_id",
     "check_text",
+    "known_modules",
+    "module_ops",
     "parse_assignments",
     "parse_command",
     "parse_scalar",
+    "register_ops",
 ]
 
-#: Operations the ``cb`` module understands.
-OPS: tuple[str, ...] = ("load", "set", "enable", "disable", "unload")
-#: Accepted spellings that normalise to a canonical op.
-OP_ALIASES: dict[str, str] = {"set_params": "set"}
 #: Where a callback class can come from.
 TARGET_KINDS: tuple[str, ...] = ("module", "python_file")
 
@@ -150,6 +160,123 @@ def _check_params(value: object, *, field_name: str) -> dict[str, Any]:
     return out
 
 
+#: The fields an op may carry besides ``module``, ``op`` and ``id``.
+OP_FIELDS: tuple[str, ...] = ("target", "init", "params", "enabled")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op a kernel module owns, and the command fields it takes.
+
+    ``takes``: the fields of :data:`OP_FIELDS` the op accepts (any other one given is an
+    error); ``needs``: the fields it cannot do without, each with what to tell a person who
+    left it out (``"'<op>' of '<id>' needs <that>"``); ``aliases``: other spellings that
+    mean this op.
+
+    >>> spec = OpSpec("incr", takes=frozenset({"params"}))
+    >>> spec.name, sorted(spec.takes)
+    ('incr', ['params'])
+    """
+
+    name: str
+    takes: frozenset[str] = frozenset()
+    needs: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.takes) | set(self.needs)) - set(OP_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"op {self.name!r}: unknown field(s) {sorted(unknown)}; ops carry {list(OP_FIELDS)}"
+            )
+        if not set(self.needs) <= set(self.takes):
+            raise ValueError(f"op {self.name!r}: a field it needs must be one it takes")
+
+    def check(self, op_id: str, given: Iterable[str]) -> None:
+        """Refuse a command of this op that carries a field it does not take, or lacks one
+        it needs (``given``: the fields the command carries). Raises :class:`CommandError`."""
+        present = set(given)
+        extra = [k for k in OP_FIELDS if k in present and k not in self.takes]
+        if extra:
+            raise CommandError(f"'{self.name}' does not take {', '.join(extra)}")
+        for key, what in self.needs.items():
+            if key not in present:
+                raise CommandError(f"'{self.name}' of {op_id!r} needs {what}")
+
+
+#: The ``cb`` module's ops (registered under :data:`DEFAULT_MODULE`).
+CALLBACK_OPS: tuple[OpSpec, ...] = (
+    OpSpec(
+        "load",
+        takes=frozenset(OP_FIELDS),
+        needs={
+            "target": "a 'target' {kind, path, symbol} "
+            "(CLI: --path MODULE or --file FILE.py, with --symbol NAME)"
+        },
+    ),
+    OpSpec(
+        "set",
+        takes=frozenset({"params"}),
+        needs={"params": "at least one parameter, e.g. every=5"},
+        aliases=("set_params",),
+    ),
+    OpSpec("enable"),
+    OpSpec("disable"),
+    OpSpec("unload"),
+)
+#: Operations the ``cb`` module understands.
+OPS: tuple[str, ...] = tuple(spec.name for spec in CALLBACK_OPS)
+#: Accepted spellings that normalise to a canonical op.
+OP_ALIASES: dict[str, str] = {a: spec.name for spec in CALLBACK_OPS for a in spec.aliases}
+
+#: module -> (op name or alias -> spec): every op a command may name
+_REGISTRY: dict[str, dict[str, OpSpec]] = {}
+
+
+def register_ops(module: str, specs: Iterable[OpSpec]) -> None:
+    """Declare the ops ``module`` owns, so commands naming them parse (idempotent).
+
+    A kernel registers the ``ops`` of each module it is given; a module may also call this
+    itself when it is imported. Registering a different table under a name already taken
+    raises ``ValueError``.
+
+    >>> register_ops("doc_counter", [OpSpec("incr", takes=frozenset({"params"}))])
+    >>> parse_command('{"module": "doc_counter", "op": "incr", "id": "c"}').module
+    'doc_counter'
+    """
+    check_text(module, "module")
+    table: dict[str, OpSpec] = {}
+    for spec in specs:
+        for name in (spec.name, *spec.aliases):
+            if name in table:
+                raise ValueError(f"module {module!r} declares op {name!r} twice")
+            table[name] = spec
+    existing = _REGISTRY.get(module)
+    if existing is not None and existing != table:
+        raise ValueError(
+            f"module {module!r} is already registered with other ops "
+            f"({', '.join(sorted({s.name for s in existing.values()}))})"
+        )
+    _REGISTRY[module] = table
+
+
+def module_ops(module: str) -> Mapping[str, OpSpec] | None:
+    """The ops ``module`` registered (names and aliases), or None for an unknown module.
+
+    >>> sorted({spec.name for spec in module_ops("cb").values()})
+    ['disable', 'enable', 'load', 'set', 'unload']
+    """
+    return _REGISTRY.get(module)
+
+
+def known_modules() -> list[str]:
+    """The modules whose ops can be parsed in this process, sorted."""
+    return sorted(_REGISTRY)
+
+
+register_ops(DEFAULT_MODULE, CALLBACK_OPS)
+
+
 @dataclass(frozen=True)
 class CallbackTarget:
     """Where a callback class (or factory) lives.
@@ -198,15 +325,16 @@ class CallbackTarget:
 
 @dataclass(frozen=True)
 class Op:
-    """One validated operation for a kernel module (``module="cb"`` by default).
+    """One validated operation for a kernel module (:data:`DEFAULT_MODULE` by default).
 
-    ``load`` carries ``target`` (and optional ``init``, ``params``, ``enabled``);
-    ``set`` carries ``params``; ``enable`` / ``disable`` / ``unload`` carry only ``id``.
+    Which fields an op carries is its module's :class:`OpSpec`. For ``cb``: ``load``
+    carries ``target`` (and optional ``init``, ``params``, ``enabled``); ``set`` carries
+    ``params``; ``enable`` / ``disable`` / ``unload`` carry only ``id``.
     """
 
     op: str
     id: str
-    module: str = "cb"
+    module: str = DEFAULT_MODULE
     params: Mapping[str, Any] = field(default_factory=dict)
     target: CallbackTarget | None = None
     init: Mapping[str, Any] = field(default_factory=dict)
@@ -236,18 +364,27 @@ class Op:
                 f"unknown field(s) {', '.join(map(repr, unknown))}; a command may have "
                 f"{', '.join(sorted(_COMMAND_KEYS))}"
             )
-        module = data.get("module", "cb")
+        module = data.get("module", DEFAULT_MODULE)
         if not isinstance(module, str) or not module:
             raise CommandError(f"'module' must be a non-empty string, got {module!r}")
         check_text(module, "module")
+        table = module_ops(module)
+        if table is None:
+            raise CommandError(
+                f"unknown module {module!r}: the modules here are {', '.join(known_modules())}"
+            )
+        names = list(dict.fromkeys(spec.name for spec in table.values()))
+        aliases = [a for a, spec in table.items() if a != spec.name]
         raw_op = data.get("op")
         if raw_op is None:
-            raise CommandError(f"missing 'op' (one of {', '.join(OPS)})")
-        op = OP_ALIASES.get(raw_op, raw_op) if isinstance(raw_op, str) else raw_op
-        if op not in OPS:
+            raise CommandError(f"missing 'op' (one of {', '.join(names)})")
+        spec = table.get(raw_op) if isinstance(raw_op, str) else None
+        if spec is None:
             raise CommandError(
-                f"unknown op {raw_op!r}: expected one of {', '.join(OPS)} (or set_params)"
+                f"unknown op {raw_op!r}: expected one of {', '.join(names)}"
+                + (f" (or {', '.join(aliases)})" if aliases else "")
             )
+        op = spec.name
         if "id" not in data:
             raise CommandError("missing 'id' (the callback id)")
         cb_id = check_id(data["id"])
@@ -256,24 +393,10 @@ class Op:
         enabled = data.get("enabled")
         if enabled is not None and not isinstance(enabled, bool):
             raise CommandError(f"'enabled' must be true or false, got {enabled!r}")
-        target: CallbackTarget | None = None
-        if op == "load":
-            if data.get("target") is None:
-                raise CommandError(
-                    f"'load' of {cb_id!r} needs a 'target' {{kind, path, symbol}} "
-                    "(CLI: --path MODULE or --file FILE.py, with --symbol NAME)"
-                )
-            target = CallbackTarget.from_dict(data["target"])
-        else:
-            extra = [k for k in ("target", "init") if data.get(k)]
-            if op != "set" and params:
-                extra.append("params")
-            if op != "load" and enabled is not None:
-                extra.append("enabled")
-            if extra:
-                raise CommandError(f"'{op}' does not take {', '.join(extra)}")
-            if op == "set" and not params:
-                raise CommandError(f"'set' of {cb_id!r} needs at least one parameter, e.g. every=5")
+        raw_target = data.get("target")
+        given = [k for k, v in (("target", raw_target), ("init", init), ("params", params)) if v]
+        spec.check(cb_id, [*given, "enabled"] if enabled is not None else given)
+        target = CallbackTarget.from_dict(raw_target) if raw_target else None
         return cls(
             op=op, id=cb_id, module=module, params=params, target=target, init=init, enabled=enabled
         )

@@ -30,7 +30,9 @@ from typing import Any
 try:
     from transformers import TrainerCallback
 except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("hotcb.adapters.hf needs transformers: pip install 'hydra-hotcb[hf]'") from None
+    raise ImportError(
+        "hotcb.adapters.hf needs transformers: pip install 'hydra-hotcb[hf]'"
+    ) from None
 
 from hotcb.adapters.session import AdapterSession
 

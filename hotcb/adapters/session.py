@@ -17,9 +17,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hotcb.distributed import DistributedHotKernel
-from hotcb.hydra.hydrate import callback_nodes, kernel_from_config
-from hotcb.kernel import HotKernel
+from hotcb.hydra.hydrate import callback_nodes
+from hotcb.kernel import Kernel
+from hotcb.launch import kernel_from_config
 from hotcb.requests import clear_requests, stop_requested
 
 __all__ = ["AdapterSession"]
@@ -48,7 +48,7 @@ class AdapterSession:
         self.callbacks = callback_nodes(callbacks, owner)
         self.kernel_kwargs = kernel_kwargs
         self.sink: Callable[[str], Any] = log or (lambda message: print(message, flush=True))
-        self.kernel: HotKernel | DistributedHotKernel | None = None
+        self.kernel: Kernel | None = None
         self.env: dict[str, Any] = {}
 
     @property

@@ -34,7 +34,7 @@ from typing import Any
 from hotcb.errors import HotcbError
 from hotcb.hydra.hydrate import ENABLED_KEY, target_string
 from hotcb.ledger import LedgerEntry, read_ledger
-from hotcb.ops import CallbackTarget, CommandError
+from hotcb.ops import DEFAULT_MODULE, CallbackTarget, CommandError
 from hotcb.rundir import RunDir
 from hotcb.state import read_state
 
@@ -173,7 +173,12 @@ def baseline_nodes(
         entries = read_ledger(run.ledger).entries
     nodes: dict[str, dict[str, Any]] = {}
     for e in entries:
-        if e.source != "config" or e.decision != "applied" or e.module != "cb" or e.id is None:
+        if (
+            e.source != "config"
+            or e.decision != "applied"
+            or e.module != DEFAULT_MODULE
+            or e.id is None
+        ):
             continue
         p = e.payload
         if e.op == "load":

@@ -1,4 +1,6 @@
-"""From a composed Hydra config to a running kernel with its initial callback set.
+"""From a composed Hydra config to the initial callback set: one ``load`` op per node.
+
+(The kernel is built from them by :func:`hotcb.launch.kernel_from_config`.)
 
 Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
 
@@ -36,6 +38,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,17 +50,19 @@ from hotcb.ops import CallbackTarget, CommandError, Op, check_id
 from hotcb.rundir import LAUNCH_FILE
 
 if TYPE_CHECKING:
-    from hotcb.distributed import DistributedHotKernel
-    from hotcb.kernel import HotKernel
+    from hotcb.kernel import Kernel
 
 __all__ = [
     "ENABLED_KEY",
     "KERNEL_KEYS",
     "HydrationError",
+    "KernelConfig",
     "callback_nodes",
+    "kernel_config",
     "kernel_from_config",
     "ops_from_config",
     "parse_target",
+    "record_launch",
     "target_string",
 ]
 
@@ -219,7 +224,7 @@ def _default_run_dir() -> Path:
     )
 
 
-def _record_launch(run_dir: Path) -> None:
+def record_launch(run_dir: Path) -> None:
     """Remember how this run was started, for `hotcb export-config`'s next command."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -243,30 +248,26 @@ def _record_launch(run_dir: Path) -> None:
         log.warning("hotcb: cannot write %s: %s", run_dir / LAUNCH_FILE, exc)
 
 
-def kernel_from_config(
-    cfg: Any,
-    run_dir: str | os.PathLike[str] | None = None,
-    *,
-    strict: bool = True,
-    **kernel_kwargs: Any,
-) -> HotKernel | DistributedHotKernel:
-    """Build a :class:`~hotcb.kernel.HotKernel` and load the configured callbacks.
+@dataclass(frozen=True)
+class KernelConfig:
+    """What a composed config's ``hotcb`` node asks for: where the run goes, the kernel's
+    settings (:data:`KERNEL_KEYS`, overridden by the caller's kwargs) and the initial ops."""
 
-    Under an initialized ``torch.distributed`` group of more than one process it builds a
-    :class:`~hotcb.distributed.DistributedHotKernel` instead (``hotcb.sync_every``,
-    default 10), on every rank; only rank 0 writes the run dir.
+    run_dir: Path
+    settings: dict[str, Any]
+    ops: list[Op]
 
-    Each callback is applied at step 0 and recorded in the ledger with
-    ``source: config``. With ``strict`` (default) a callback that fails to load raises
-    :class:`HydrationError` before training starts (the failure is in the ledger too);
-    otherwise it is logged and the run goes on without it. A ``_target_`` that breaks the
-    target rule (not a class with ``handle`` and ``set_params`` nor a marked or allowed
-    factory) is such a failure, refused before anything calls it. A resumed run (an existing
-    ledger in ``run_dir``) keeps the state it rebuilt from the ledger instead.
+
+def kernel_config(
+    cfg: Any, run_dir: str | os.PathLike[str] | None = None, **kernel_kwargs: Any
+) -> KernelConfig:
+    """Read the ``hotcb`` node of ``cfg`` (see :func:`hotcb.launch.kernel_from_config`,
+    which builds the kernel). Raises :class:`HydrationError` for an invalid node.
+
+    >>> kc = kernel_config({"hotcb": {"poll_interval": 0.5, "callbacks": {}}}, run_dir="/r")
+    >>> kc.run_dir, kc.settings, kc.ops
+    (PosixPath('/r'), {'poll_interval': 0.5}, [])
     """
-    from hotcb.distributed import DistributedHotKernel, distributed_world
-    from hotcb.kernel import HotKernel
-
     node = _node(cfg)
     ops = ops_from_config(cfg)
     settings = {k: node[k] for k in KERNEL_KEYS if node.get(k) is not None}
@@ -278,33 +279,18 @@ def kernel_from_config(
         )
     settings.update(kernel_kwargs)
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
-    world = distributed_world()
-    kernel: HotKernel | DistributedHotKernel
-    if world is not None and world[1] > 1:
-        kernel = DistributedHotKernel(run_dir=directory, **settings)
-    else:
-        settings.pop("sync_every", None)  # one process: nothing to sync
-        kernel = HotKernel(run_dir=directory, **settings)
-    if getattr(kernel, "rank", 0) == 0:
-        _record_launch(kernel.run_dir.path)
-    if kernel.resumed:
-        log.info(
-            "hotcb: resumed %s from its ledger; the config's callbacks were not re-applied",
-            kernel.run_dir.path,
-        )
-        return kernel
-    failures: list[HotcbError] = []
-    for op in ops:
-        entry = kernel.submit(op, source="config", env={"step": 0})
-        if entry.decision == "failed":
-            location = getattr(entry, "location", None) or {}  # a ledger entry's, if any
-            failed = HydrationError(entry.error or "failed", **location)
-            failures.append(failed.located(key=f"hotcb.callbacks.{op.id}"))
-    if isinstance(kernel, DistributedHotKernel):
-        failures = kernel.agree(failures)  # every rank raises, or none does
-    if failures and strict:
-        kernel.close()
-        raise HydrationError.of(failures)
-    for failure in failures:
-        log.error("hotcb: %s", failure)
-    return kernel
+    return KernelConfig(run_dir=directory, settings=settings, ops=ops)
+
+
+def kernel_from_config(
+    cfg: Any,
+    run_dir: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = True,
+    **kernel_kwargs: Any,
+) -> Kernel:
+    """Build a kernel and load the configured callbacks: the same function as
+    :func:`hotcb.launch.kernel_from_config` (documented there), reachable from here."""
+    from hotcb.launch import kernel_from_config as build  # launch imports this module
+
+    return build(cfg, run_dir, strict=strict, **kernel_kwargs)

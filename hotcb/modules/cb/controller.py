@@ -39,12 +39,13 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hotcb import interrupts
 from hotcb.interrupts import is_user_interrupt
+from hotcb.modules.base import OpResult
 from hotcb.modules.cb.loader import (
     LoadError,
     Resolved,
@@ -63,9 +64,6 @@ from hotcb.modules.cb.protocol import (
 from hotcb.ops import CallbackTarget, Op
 from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
 
-if TYPE_CHECKING:
-    from hotcb.kernel import HotKernel
-
 __all__ = ["HotController", "OpResult", "Recorder"]
 
 log = logging.getLogger("hotcb")
@@ -78,14 +76,12 @@ Recorder = Callable[..., Any]
 Handle = Callable[[str, Env], Any]
 
 
-@dataclass(frozen=True)
-class OpResult:
-    """What applying one op did: ``applied``, ``failed`` (with ``error``) or ``ignored``."""
+class _Runner(Protocol):
+    """What a standalone controller needs of the kernel it runs over its files."""
 
-    decision: str
-    error: str | None = None
-    #: Extra facts for the ledger (e.g. the sha256 of a loaded file).
-    details: Mapping[str, Any] = field(default_factory=dict)
+    def apply(self, env: Env, events: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 APPLIED = OpResult("applied")
@@ -183,7 +179,7 @@ class HotController:
         self._pending_attach: list[str] = []
         self._record: Recorder | None = None
         self._changed: Callable[[], None] | None = None
-        self._kernel: HotKernel | None = None
+        self._kernel: _Runner | None = None
         #: started with the first callback that has a ``_timeout_`` (see :meth:`_watch`)
         self._watchdog: Watchdog | None = None
         #: where the watchdog publishes stuck calls (the kernel's run dir sets it)
@@ -199,17 +195,20 @@ class HotController:
         config_path: str | os.PathLike[str] | None,
         commands_path: str | os.PathLike[str] | None,
         poll_interval: float,
-    ) -> HotKernel:
+    ) -> _Runner:
+        # imported here: the kernel imports this module (its default module drives a
+        # controller), so the controller reaches the kernel only when it is run standalone
         from hotcb.kernel import HotKernel
         from hotcb.modules.cb.module import CallbackModule
 
         anchor = Path(commands_path if commands_path is not None else config_path)  # type: ignore[arg-type]
+        module = CallbackModule(controller=self)
         return HotKernel(
             run_dir=anchor.expanduser().resolve().parent,
             commands_path=commands_path,
             config_path=config_path,
             poll_interval=poll_interval,
-            modules={"cb": CallbackModule(controller=self)},
+            modules={module.name: module},
             register=False,
         )
 

@@ -3,7 +3,9 @@
 The kernel reads and parses commands, then routes each ``cb`` op here; the module
 applies it to its :class:`~hotcb.modules.cb.controller.HotController` and hands the
 kernel the controller's dispatch loop for the hot path. The module never reads
-command files itself.
+command files itself. It is a :class:`~hotcb.modules.base.KernelModule` like any other:
+its ops are :data:`hotcb.ops.CALLBACK_OPS`, its state is ``callbacks`` in
+``hotcb.state.json``, and it reconciles the ``callbacks`` section of a desired-state file.
 
 Example:
     >>> import tempfile
@@ -11,20 +13,23 @@ Example:
     >>> kernel = HotKernel(run_dir=tempfile.mkdtemp(), register=False)
     >>> isinstance(kernel.modules["cb"], CallbackModule)
     True
+    >>> kernel.modules["cb"].controller is kernel.callbacks
+    True
     >>> kernel.close()
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
-from hotcb.modules.cb.controller import HotController, OpResult
+from hotcb.desired import parse_desired, plan
+from hotcb.ledger import LedgerEntry
+from hotcb.modules.base import ModuleHost, OpResult, op_from_entry
+from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.protocol import Env
-from hotcb.ops import Op
-
-if TYPE_CHECKING:
-    from hotcb.kernel import HotKernel
+from hotcb.ops import CALLBACK_OPS, DEFAULT_MODULE, Op, OpSpec
 
 __all__ = ["CallbackModule"]
 
@@ -39,7 +44,10 @@ class CallbackModule:
             :class:`~hotcb.modules.cb.controller.HotController`); the kernel's are added.
     """
 
-    name = "cb"
+    #: ``cb``: the module of a command that names none
+    name = DEFAULT_MODULE
+    state_key = "callbacks"
+    ops: Sequence[OpSpec] = CALLBACK_OPS
 
     def __init__(
         self,
@@ -50,8 +58,10 @@ class CallbackModule:
     ) -> None:
         self.controller = controller or HotController(auto_disable_on_error=auto_disable_on_error)
         self.controller.allowed_factories |= frozenset(allowed_factories)
+        #: ids the desired-state file loaded (only those does it unload)
+        self._desired_owned: set[str] = set()
 
-    def attach(self, kernel: HotKernel) -> None:
+    def attach(self, kernel: ModuleHost) -> None:
         """Called once by the kernel: captured sources go to its run dir, stuck calls are
         published there, the kernel's ``allowed_factories`` apply, and changes the
         controller makes on its own are recorded in its ledger."""
@@ -69,6 +79,30 @@ class CallbackModule:
 
     def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult:
         return self.controller.apply_op(op, env, sha256=sha256)
+
+    def replay(self, entry: LedgerEntry) -> OpResult | None:
+        """Re-apply an applied entry (resume): a ``load`` from the source captured under
+        its sha256, a ``reload`` as a load of the new bytes that keeps whether the callback
+        was enabled, the other ops as recorded. None for entries that are not ops."""
+        reload = entry.op == "reload"
+        op = op_from_entry(dataclasses.replace(entry, op="load") if reload else entry)
+        if op is None:
+            return None
+        if reload:
+            spec = self.controller.spec(op.id)
+            if spec is not None:  # keep whether it was enabled
+                op = dataclasses.replace(op, enabled=spec["enabled"])
+        sha = entry.payload.get("sha256") if op.op == "load" else None
+        return self.controller.apply_op(op, {"step": entry.step}, sha256=sha)
+
+    def reconcile(self, document: Mapping[str, Any]) -> list[Op]:
+        """The ops that take the live set to the ``callbacks`` section of a desired-state
+        document (see :mod:`hotcb.desired`). Raises
+        :class:`~hotcb.ops.CommandError` for an invalid section."""
+        desired = parse_desired(document)
+        ops = plan(desired, self.controller.spec, owned=self._desired_owned)
+        self._desired_owned = set(desired)
+        return ops
 
     def poll(self, env: Env) -> bool:
         """Safe-point housekeeping: reload python_file callbacks edited on disk."""

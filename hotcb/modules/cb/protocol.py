@@ -52,6 +52,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+# what the loop passes to every callback; defined with the kernel modules, public here too
+from hotcb.modules.base import Env
+
 __all__ = [
     "EVENTS_ATTR",
     "HOT_FACTORY_MARK",
@@ -67,9 +70,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: What the training loop passes to every callback: ``step``, ``epoch``, ``loss``,
-#: ``model``, ``optimizer``, ``log`` (a ``print``-like callable) and anything else.
-Env = dict[str, Any]
 
 #: Reserved init / param key: run this callback on rank 0 only (never passed to it).
 RANK_ZERO_ONLY_KEY = "_rank_zero_only_"

@@ -36,7 +36,9 @@ class SystemStatsCallback:
         try:
             import psutil
         except ImportError:
-            raise ImportError("system_stats needs psutil: pip install 'hydra-hotcb[system]'") from None
+            raise ImportError(
+                "system_stats needs psutil: pip install 'hydra-hotcb[system]'"
+            ) from None
         self.id = id
         self.every = positive_int("every", every)
         self._psutil = psutil

@@ -1,0 +1,88 @@
+"""From a composed Hydra config to a running kernel with its initial callback set.
+
+:func:`kernel_from_config` is the one place a kernel is built from a config: behind
+:meth:`HotKernel.from_config <hotcb.kernel.HotKernel.from_config>`,
+:func:`hotcb.hydra.hydrate.kernel_from_config` and the trainer adapters. It reads the
+``hotcb`` node (:func:`hotcb.hydra.hydrate.kernel_config`), picks the kernel for the
+process (a :class:`~hotcb.kernel.HotKernel`, or under an initialized ``torch.distributed``
+group of several processes a :class:`~hotcb.distributed.DistributedHotKernel`) and submits
+the initial set.
+
+Example:
+    >>> import tempfile
+    >>> cfg = {"hotcb": {"callbacks": {"hb": {
+    ...     "_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback", "every": 2}}}}
+    >>> kernel = kernel_from_config(cfg, run_dir=tempfile.mkdtemp(), register=False)
+    >>> kernel.apply({"step": 2, "log": print}, ["train_step_end"])
+    [hb] train_step_end step=2
+    >>> kernel.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hotcb.distributed import DistributedHotKernel, distributed_world
+from hotcb.errors import HotcbError
+from hotcb.hydra.hydrate import HydrationError, kernel_config, record_launch
+from hotcb.kernel import HotKernel, Kernel
+
+__all__ = ["kernel_from_config"]
+
+log = logging.getLogger("hotcb")
+
+
+def kernel_from_config(
+    cfg: Any,
+    run_dir: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = True,
+    **kernel_kwargs: Any,
+) -> Kernel:
+    """Build a :class:`~hotcb.kernel.HotKernel` and load the configured callbacks.
+
+    Under an initialized ``torch.distributed`` group of more than one process it builds a
+    :class:`~hotcb.distributed.DistributedHotKernel` instead (``hotcb.sync_every``,
+    default 10), on every rank; only rank 0 writes the run dir.
+
+    Each callback is applied at step 0 and recorded in the ledger with
+    ``source: config``. With ``strict`` (default) a callback that fails to load raises
+    :class:`~hotcb.hydra.hydrate.HydrationError` before training starts (the failure is in
+    the ledger too); otherwise it is logged and the run goes on without it. A ``_target_``
+    that breaks the target rule (not a class with ``handle`` and ``set_params`` nor a marked
+    or allowed factory) is such a failure, refused before anything calls it. A resumed run
+    (an existing ledger in ``run_dir``) keeps the state it rebuilt from the ledger instead.
+    """
+    config = kernel_config(cfg, run_dir, **kernel_kwargs)
+    settings = dict(config.settings)
+    world = distributed_world()
+    kernel: Kernel
+    if world is not None and world[1] > 1:
+        kernel = DistributedHotKernel(run_dir=config.run_dir, **settings)
+    else:
+        settings.pop("sync_every", None)  # one process: nothing to sync
+        kernel = HotKernel(run_dir=config.run_dir, **settings)
+    if kernel.rank == 0:
+        record_launch(kernel.run_dir.path)
+    if kernel.resumed:
+        log.info(
+            "hotcb: resumed %s from its ledger; the config's callbacks were not re-applied",
+            kernel.run_dir.path,
+        )
+        return kernel
+    failures: list[HotcbError] = []
+    for op in config.ops:
+        entry = kernel.submit(op, source="config", env={"step": 0})
+        if entry.decision == "failed":
+            location = getattr(entry, "location", None) or {}  # a ledger entry's, if any
+            failed = HydrationError(entry.error or "failed", **location)
+            failures.append(failed.located(key=f"hotcb.callbacks.{op.id}"))
+    failures = kernel.agree(failures)  # every rank raises, or none does
+    if failures and strict:
+        kernel.close()
+        raise HydrationError.of(failures)
+    for failure in failures:
+        log.error("hotcb: %s", failure)
+    return kernel
