@@ -145,7 +145,12 @@ class DesiredStateFile:
             raise CommandError("not valid YAML (nested too deeply)", path=self.path) from None
         except ValueError:  # int() of a number too long to convert
             raise CommandError("not valid YAML (a number is too long)", path=self.path) from None
-        try:
-            return parse_desired(data)
-        except CommandError as exc:
-            raise exc.located(path=self.path) from None
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            raise CommandError(
+                "the desired-state file must be a mapping (callbacks: ...), "
+                f"got {type(data).__name__}",
+                path=self.path,
+            )
+        return dict(data)
