@@ -224,12 +224,12 @@ class Child:
 
     def first_line(self, timeout: float = 60.0) -> str:
         """Its first line of output (waiting for it)."""
-        return self.wait_for(lambda: self.lines[0] if self.lines else None, timeout, "a line")
+        return self.wait_for(lambda: self.lines[0] if self.lines else "", timeout, "a line")
 
     def wait_line(self, prefix: str, timeout: float = 60.0) -> str:
         """The first line starting with ``prefix`` (waiting for it)."""
         return self.wait_for(
-            lambda: next((x for x in list(self.lines) if x.startswith(prefix)), None),
+            lambda: next((x for x in list(self.lines) if x.startswith(prefix)), ""),
             timeout,
             what=f"a line starting {prefix!r}",
         )
