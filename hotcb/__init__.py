@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "LoadError": "hotcb.modules.cb.loader",
     "HydrationError": "hotcb.hydra.hydrate",
     "RunDirBusy": "hotcb.runlock",
+    "HotcbError": "hotcb.errors",
 }
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "CommandError",
     "HotCallback",
     "HotKernel",
+    "HotcbError",
     "HydrationError",
     "Kernel",
     "LoadError",
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
+    from hotcb.errors import HotcbError
     from hotcb.hydra.hydrate import HydrationError
     from hotcb.kernel import HotKernel, Kernel
     from hotcb.modules.cb.loader import LoadError

@@ -55,6 +55,7 @@ EXPORTS = [
     ("LoadError", "hotcb.modules.cb.loader"),
     ("HydrationError", "hotcb.hydra.hydrate"),
     ("RunDirBusy", "hotcb.runlock"),
+    ("HotcbError", "hotcb.errors"),
 ]
 
 
