@@ -22,6 +22,7 @@ from typing import IO, Any, NoReturn
 
 import click
 
+from hotcb import __version__
 from hotcb.errors import HotcbError
 from hotcb.rundir import RunDir
 from hotcb.runs import RunNotFound, live_runs, resolve_run_dir
@@ -163,7 +164,7 @@ pass_selection = click.make_pass_decorator(RunSelection)
     help="A Hydra multirun dir (or 'latest'): `cb` commands go to every live job of the "
     "sweep; `status` lists its jobs.",
 )
-@click.version_option(package_name="hotcb", prog_name="hotcb")
+@click.version_option(__version__, prog_name="hotcb")  # the dist is hydra-hotcb
 @click.pass_context
 def cli(ctx: click.Context, run_dir: str | None, sweep: str | None) -> None:
     """Change a live training run: load, tune, disable and unload callbacks while it trains.
