@@ -335,22 +335,8 @@ class HotController:
             )
         if slot is None or not live:
             return
-        slot.error = summary
-        if disable:
-            slot.enabled = False
-            self._rebuild()
-            if self._record is not None:
-                self._record(
-                    op="disable",
-                    id=watch.id,
-                    source="auto",
-                    decision="applied",
-                    error=summary,
-                    payload={"seconds": round(stuck.seconds, 3), "budget": stuck.budget},
-                    env=env,
-                )
-        elif self._changed is not None:
-            self._changed()
+        payload = {"seconds": round(stuck.seconds, 3), "budget": stuck.budget}
+        self._failed(slot, summary, payload, env, disable=disable)
 
     def _attach_pending(self, env: Env) -> None:
         pending, self._pending_attach = self._pending_attach, []
@@ -372,7 +358,6 @@ class HotController:
         if slot is None:
             return
         summary = f"{describe_exception(exc)} (in {event})"
-        slot.error = summary
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         action = "auto-disabled" if self.auto_disable_on_error else "still enabled"
         message = (
@@ -381,17 +366,26 @@ class HotController:
         )
         log.error("%s\n%s", message, tb.rstrip())
         _tell(env, f"{message}: {summary}")
-        if self.auto_disable_on_error and slot.enabled:
+        disable = self.auto_disable_on_error and slot.enabled
+        self._failed(slot, summary, {"traceback": tb[-4000:]}, env, disable=disable)
+
+    def _failed(
+        self, slot: _Slot, summary: str, payload: dict[str, Any], env: Env, *, disable: bool
+    ) -> None:
+        """Keep ``summary`` as ``slot``'s last failure; with ``disable``, auto-disable it
+        and record that (``payload`` says why), else only have the state rewritten."""
+        slot.error = summary
+        if disable:
             slot.enabled = False
             self._rebuild()
             if self._record is not None:
                 self._record(
                     op="disable",
-                    id=cb_id,
+                    id=slot.id,
                     source="auto",
                     decision="applied",
                     error=summary,
-                    payload={"traceback": tb[-4000:]},
+                    payload=payload,
                     env=env,
                 )
         elif self._changed is not None:
