@@ -444,20 +444,26 @@ class Watchdog:
         self._publish(stuck)
 
     def _report(self, watch: Watch, call: _Call, now: float) -> StuckCall | None:
-        name, event, start, ident, env = call
+        _, _, start, ident, _ = call
         frame = sys._current_frames().get(ident)
         if frame is None:
             return None
-        elapsed = now - start
+        return self._stuck_call(watch, call, now - start, _stack_below_wrapper(frame))
+
+    def _stuck_call(
+        self, watch: Watch, call: _Call, seconds: float, stack: tuple[str, ...]
+    ) -> StuckCall:
+        """What ``call`` of ``watch`` looks like after ``seconds``, with its ``stack``."""
+        name, event, _, _, env = call
         return StuckCall(
             id=watch.id,
             call=name,
             event=event,
-            since=time.time() - elapsed,
-            seconds=elapsed,
+            since=time.time() - seconds,
+            seconds=seconds,
             budget=watch.budget,
             step=_step(env),
-            stack=_stack_below_wrapper(frame),
+            stack=stack,
             rank=self.rank,
         )
 
@@ -493,21 +499,11 @@ class Watchdog:
 
     def _returned(self, watch: Watch, call: _Call) -> None:
         """A watched call ran past its budget and returned: hand it to ``on_overrun``."""
-        name, event, start, _, env = call
+        _, _, start, _, env = call
         seconds = monotonic() - start
         seen = self._seen.pop(watch, None)
         stack = seen[1].stack if seen is not None and seen[0] is call else ()
-        report = StuckCall(
-            id=watch.id,
-            call=name,
-            event=event,
-            since=time.time() - seconds,
-            seconds=seconds,
-            budget=watch.budget,
-            step=_step(env),
-            stack=stack,
-            rank=self.rank,
-        )
+        report = self._stuck_call(watch, call, seconds, stack)
         if self.on_overrun is None:
             return
         try:
