@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from hotcb.files import NotRegularFileError, open_regular
+from hotcb.files import NotRegularFileError, read_regular
 from hotcb.ops import CommandError, Op
 
 __all__ = ["DesiredStateFile", "parse_desired", "plan"]
@@ -101,9 +101,7 @@ _MISSING = object()
 def _read_regular(path: Path) -> bytes:
     """The bytes of ``path`` (a symlink to it is resolved first: this is the user's own
     config file), refusing a FIFO or device instead of blocking on it."""
-    fd = open_regular(os.path.realpath(path), os.O_RDONLY)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read()
+    return read_regular(os.path.realpath(path))
 
 
 class DesiredStateFile:

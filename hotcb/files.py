@@ -141,14 +141,8 @@ def read_regular(path: str | os.PathLike[str]) -> bytes:
     ...
     hotcb.files.NotRegularFileError: refusing ...link: it is a symbolic link, not a regular file ...
     """
-    fd = open_regular(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as fh:
+        return fh.read()
 
 
 def write_all(fd: int, data: bytes) -> None:
