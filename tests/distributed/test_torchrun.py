@@ -4,23 +4,29 @@ The example app trains a DistributedDataParallel model; a `hotcb cb set` sent mi
 be applied by both ranks at the same step, a callback that raises on rank 1 only must be
 disabled on every rank and recorded with its rank, a stop asked on one rank must stop both,
 and a restart in the same run dir must give every rank the same state back.
+
+One two-rank run (the module's ``first_run``) takes all the live commands and ends by a stop
+that only rank 1 asks for; each test asserts its part of what that run did (a torchrun launch
+costs three torch processes: one for all is cheaper than one per test).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hotcb.ledger import read_ledger
+from hotcb.ledger import LedgerEntry, read_ledger
 from tests.ddp_log import applied, applied_once_on_both, beats
-from tests.helpers import REPO, Child, external_entries, hotcb, needs_hotcb, run_state, stop_gate
+from tests.helpers import REPO, Child, external_entries, hotcb, needs_hotcb, run_state
 
-pytestmark = [pytest.mark.subprocess, needs_hotcb]
+# both tests read the one run of `first_run`: they stay on one xdist worker
+pytestmark = [pytest.mark.subprocess, needs_hotcb, pytest.mark.xdist_group("torchrun")]
 
 RANK_ONE_FAILS = """
 class Boom:
@@ -34,20 +40,25 @@ class Boom:
 """
 
 RANK_ONE_STOPS = """
+import os
 from hotcb.requests import request_stop
 class Stopper:
-    def __init__(self, id="stopper", at=0):
-        self.id, self.at = id, at
+    def __init__(self, id="stopper", path=""):
+        self.id, self.path = id, path
     def handle(self, event, env):
-        if event == "train_step_end" and env["rank"] == 1 and self.at and env["step"] >= self.at:
+        if event == "train_step_end" and env["rank"] == 1 and os.path.exists(self.path):
             request_stop(env, "rank 1 has seen enough", by=self.id)
     def set_params(self, **kw):
-        self.at = kw.get("at", self.at)
+        pass
 """
 
 
-def torchrun(spawn: Callable[..., Child], run_dir: Path, *overrides: str) -> Child:
-    """The example app on 2 ranks (`--standalone`: its own free rendezvous port)."""
+def torchrun(
+    spawn: Callable[..., Child], run_dir: Path, *overrides: str, home: Path | None = None
+) -> Child:
+    """The example app on 2 ranks (`--standalone`: its own free rendezvous port);
+    ``home``: its HOTCB_HOME (else the test's)."""
+    env = {"OMP_NUM_THREADS": "1", **({"HOTCB_HOME": str(home)} if home else {})}
     return spawn(
         [
             sys.executable,
@@ -63,7 +74,7 @@ def torchrun(spawn: Callable[..., Child], run_dir: Path, *overrides: str) -> Chi
             *overrides,
         ],
         cwd=run_dir.parent,
-        env={"OMP_NUM_THREADS": "1"},
+        env=env,
     )
 
 
@@ -83,30 +94,92 @@ def stopped_at(out: str) -> int:
     return stops[0]
 
 
+@dataclass(frozen=True)
+class FirstRun:
+    """What the shared two-rank run left: its output, and its files as it ended (the
+    restart in test_live_ops_apply_on_both_ranks_at_the_same_step rewrites them)."""
+
+    tmp: Path
+    run_dir: Path
+    boom: Path
+    out: str
+    end: int
+    state: dict[str, Any]
+    entries: list[LedgerEntry]
+    status: str  # the first line of `hotcb status` once it ended
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
+    """A two-rank run that takes a live set, a live load of a callback that raises on rank 1
+    only, and, once the set shows at its new cadence, a live load of a callback that asks
+    rank 1 (only) to stop."""
+    tmp = tmp_path_factory.mktemp("torchrun")
+    home = tmp / "hotcb_home"  # the per-test isolation fixture comes after this one
+    env = {"HOTCB_HOME": str(home)}
+    run_dir = tmp / "ddp"
+    boom = tmp / "boom.py"
+    boom.write_text(RANK_ONE_FAILS)
+    stopper = tmp / "stopper.py"
+    stopper.write_text(RANK_ONE_STOPS)
+    release = tmp / "rank-1-stops"  # the stopper asks while this exists (not on a restart)
+    release.touch()
+    children: list[Child] = []
+
+    def spawn(argv: list[str], **kwargs: Any) -> Child:
+        children.append(Child(argv, **kwargs))
+        return children[-1]
+
+    def cli(*args: str) -> str:
+        return hotcb("--dir", str(run_dir), *args, env=env).stdout
+
+    try:
+        # the run lasts until the test has seen what it needs
+        proc = torchrun(
+            spawn,
+            run_dir,
+            "steps=100000",
+            "step_sleep=0.002",
+            "hotcb.callbacks.heartbeat.every=100",
+            home=home,
+        )
+        at_step(proc, run_dir, 210)  # heartbeats at 100 and 200, lr_monitor at 200
+        cli("cb", "set", "heartbeat", "every=30")
+        cli("cb", "load", "boom", "--file", str(boom), "--symbol", "Boom")
+        proc.wait_for(lambda: len(external_entries(run_dir)) == 2, what="both commands applied")
+        at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
+        cli(
+            "cb",
+            "load",
+            "stopper",
+            "--file",
+            str(stopper),
+            "--symbol",
+            "Stopper",
+            "--init",
+            f"path={release}",
+        )
+        out = proc.finish()  # would hang (and fail) if only rank 1 left the loop
+        yield FirstRun(
+            tmp=tmp,
+            run_dir=run_dir,
+            boom=boom,
+            out=out,
+            end=stopped_at(out),
+            state=run_state(run_dir),
+            entries=read_ledger(run_dir / "hotcb.applied.jsonl").entries,
+            status=cli("status").splitlines()[0],
+        )
+    finally:
+        for child in children:
+            child.kill()
+
+
 @pytest.mark.slow(17)
 def test_live_ops_apply_on_both_ranks_at_the_same_step(
-    tmp_path: Path, spawn: Callable[..., Child]
+    first_run: FirstRun, spawn: Callable[..., Child]
 ) -> None:
-    run_dir = tmp_path / "ddp"
-    boom = tmp_path / "boom.py"
-    boom.write_text(RANK_ONE_FAILS)
-    gate = stop_gate(tmp_path)  # the run lasts until the test has seen what it needs
-    proc = torchrun(
-        spawn,
-        run_dir,
-        "steps=100000",
-        "step_sleep=0.002",
-        "hotcb.callbacks.heartbeat.every=100",
-        *gate.overrides,
-    )
-    at_step(proc, run_dir, 210)  # heartbeats at 100 and 200, lr_monitor at 200
-    hotcb("--dir", str(run_dir), "cb", "set", "heartbeat", "every=30")
-    hotcb("--dir", str(run_dir), "cb", "load", "boom", "--file", str(boom), "--symbol", "Boom")
-    proc.wait_for(lambda: len(external_entries(run_dir)) == 2, what="both commands applied")
-    at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
-    gate.release()
-    out = proc.finish()
-    end = stopped_at(out)
+    run_dir, out, end = first_run.run_dir, first_run.out, first_run.end
 
     # both ranks applied the set at the same step, a sync point (a multiple of 5)
     at = applied_once_on_both(out, "set heartbeat")
@@ -126,27 +199,28 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(
 
     # the file callback loaded on both ranks from rank 0's bytes; it raised on rank 1 only
     assert applied(out, 0, "load boom") == applied(out, 1, "load boom")
-    entries = read_ledger(run_dir / "hotcb.applied.jsonl").entries
+    entries = first_run.entries
     external = [e for e in entries if e.source == "external"]
     assert [(e.op, e.id, e.decision) for e in external] == [
         ("set", "heartbeat", "applied"),
         ("load", "boom", "applied"),
+        ("load", "stopper", "applied"),
     ]
     assert all(e.payload["world_size"] == 2 for e in external)
     failures = [e for e in entries if e.id == "boom" and e.op == "disable"]
     assert len(failures) == 1
     assert failures[0].source == "auto" and failures[0].payload["rank"] == 1
     assert "rank 1: RuntimeError: only rank 1 breaks" in (failures[0].error or "")
-    state = run_state(run_dir)
+    state = first_run.state
     assert state["world_size"] == 2 and state["closed"] and state["step"] == end
     assert state["callbacks"]["boom"]["enabled"] is False  # disabled on every rank
     assert state["callbacks"]["boom"]["error"].startswith("rank 1: RuntimeError: only rank 1")
-    assert "world size 2" in hotcb("--dir", str(run_dir), "status").stdout.splitlines()[0]
+    assert "world size 2" in first_run.status
     assert state["callbacks"]["heartbeat"]["params"] == {"every": 30}
 
     # a restart in the same dir: both ranks rebuild the same set (boom from captured bytes)
-    boom.unlink()  # only the captured source remains
-    gate.file.unlink()  # the gate is rebuilt too: closed this time
+    first_run.boom.unlink()  # only the captured source remains
+    (first_run.tmp / "rank-1-stops").unlink()  # the stopper is rebuilt too: inert this time
     out = torchrun(spawn, run_dir, "steps=60", "hotcb.callbacks.heartbeat.every=100").finish()
     assert beats(out, 0) == beats(out, 1) == [30, 60]  # every=30 survived the restart
     assert "load boom failed" not in out  # rank 1 had no file: it got rank 0's bytes
@@ -155,30 +229,13 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(
     assert state["callbacks"]["heartbeat"]["params"] == {"every": 30}
 
 
-@pytest.mark.slow(7)
-def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(
-    tmp_path: Path, spawn: Callable[..., Child]
-) -> None:
-    run_dir = tmp_path / "ddp"
-    stopper = tmp_path / "stopper.py"
-    stopper.write_text(RANK_ONE_STOPS)
-    proc = torchrun(spawn, run_dir, "steps=100000", "step_sleep=0.002")
-    at_step(proc, run_dir, 50)
-    hotcb(
-        "--dir",
-        str(run_dir),
-        "cb",
-        "load",
-        "stopper",
-        "--file",
-        str(stopper),
-        "--symbol",
-        "Stopper",
-        "--init",
-        "at=1",
-    )
-    out = proc.finish()  # would hang (and fail) if only rank 1 left the loop
-    end = stopped_at(out)
+@pytest.mark.slow(1)
+def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(first_run: FirstRun) -> None:
+    # the run of `first_run` ended only because rank 1's stopper asked (steps=100000)
+    out = first_run.out
+    end = stopped_at(out)  # both ranks stopped, at one step
     assert "rank 1 has seen enough" in out
-    state: dict[str, Any] = run_state(run_dir)
+    assert "[rank 0] stopping at step" in out and "[rank 1] stopping at step" in out
+    assert applied_once_on_both(out, "load stopper") <= end  # loaded live on both ranks
+    state: dict[str, Any] = first_run.state
     assert state["closed"] and state["step"] == end
