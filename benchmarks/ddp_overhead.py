@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import tempfile
@@ -115,10 +116,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    import torch.multiprocessing as mp
-
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    ctx = mp.get_context("spawn")
+    # the stdlib's processes: the ranks import torch, this process (which only collects
+    # the figures) need not
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.SimpleQueue()
     port = _free_port()
     procs = [

@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
 from hotcb.kernel import HotKernel
@@ -59,6 +58,10 @@ def sink(rank: int, world_size: int) -> Any:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # torch is imported by the job that trains, not at the top: `--cfg job`, `--help` and a
+    # multirun's launcher process (joblib, submitit) never pay for it
+    import torch
+
     rank, world_size = init_distributed()
     say = sink(rank, world_size)
     torch.manual_seed(cfg.seed)

@@ -90,9 +90,11 @@ def test_plugin_module_imports_nothing_heavy() -> None:
 @pytest.mark.subprocess
 @pytest.mark.slow(3)
 def test_example_app_composes_with_cfg_job() -> None:
-    out = subprocess.run(
+    shown = subprocess.run(
         [
             sys.executable,
+            "-X",
+            "importtime",
             "examples/train.py",
             "hotcb/callbacks=[timing,heartbeat]",
             "hotcb.callbacks.heartbeat.every=5",
@@ -104,9 +106,12 @@ def test_example_app_composes_with_cfg_job() -> None:
         text=True,
         check=True,
         timeout=60,
-    ).stdout
-    cfg = yaml.safe_load(out)
+    )
+    cfg = yaml.safe_load(shown.stdout)
     assert cfg["steps"] > 0 and cfg["hotcb"]["callbacks"]["heartbeat"]["every"] == 5
+    # showing the config trains nothing: torch is not even imported
+    imported = [line.rsplit("|", 1)[-1].strip() for line in shown.stderr.splitlines()]
+    assert "hydra" in imported and "torch" not in imported
 
 
 @pytest.mark.subprocess
