@@ -180,10 +180,9 @@ def test_the_next_run_from_the_printed_command_frozen(
     command = shlex.split(exported.lines[1].removeprefix("next run: "))
     run = app.root / "runs" / "b"
     stop = app.root / "stop-b"
+    frozen_long_run = ["+hotcb.freeze=prod", f"stop_file={stop}", "sleep=0.002", "steps=1000000"]
     b = spawn(
-        [sys.executable, *command[1:], "+hotcb.freeze=prod", f"stop_file={stop}", "sleep=0.002"]
-        + ["steps=1000000", f"hydra.run.dir={run}"],
-        cwd=app.root,
+        [sys.executable, *command[1:], *frozen_long_run, f"hydra.run.dir={run}"], cwd=app.root
     )
     b.wait_line("[arm] step=5 armed=True")  # _set_ reached set_params right after __init__
     assert run_state(run)["freeze"] == "prod"
