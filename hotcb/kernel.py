@@ -36,6 +36,7 @@ until :meth:`HotKernel.close`; a second kernel on the same dir refuses to start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -46,6 +47,7 @@ from time import monotonic
 from typing import Any, Protocol, runtime_checkable
 
 from hotcb.desired import DesiredStateFile
+from hotcb.freeze import KERNEL_MODULE, frozen_reason, parse_freeze
 from hotcb.intake import Command, CommandIntake
 from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
 from hotcb.modules.base import Env, KernelModule, OpResult
@@ -82,6 +84,7 @@ _KERNEL_STATE_KEYS = frozenset(
         "allowed_factories",
         "world_size",
         "sync_every",
+        "freeze",
     }
 )
 
@@ -152,6 +155,10 @@ class HotKernel:
             :func:`~hotcb.modules.cb.protocol.hot_factory` (code you cannot decorate).
             Every other target must be a class with ``handle`` and ``set_params``, or a
             marked factory (docs/protocol.md).
+        freeze: ``"off"`` (default), ``"prod"`` or ``"replay"``: a frozen run records every
+            command from the command file as ``ignored`` and changes nothing, except the
+            ``freeze`` command that switches the mode (see :mod:`hotcb.freeze`). A resumed
+            run keeps a mode switched live before it stopped.
 
     Raises :class:`~hotcb.runlock.RunDirBusy` if another kernel holds ``run_dir``.
     """
@@ -170,7 +177,10 @@ class HotKernel:
         register: bool = True,
         resume: bool = True,
         allowed_factories: Sequence[str] = (),
+        freeze: str = "off",
     ) -> None:
+        #: ``off``, ``prod`` or ``replay`` (see :mod:`hotcb.freeze`)
+        self.freeze = parse_freeze(freeze)
         if poll_interval < 0:
             raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
         if isinstance(allowed_factories, str) or not all(
@@ -248,6 +258,7 @@ class HotKernel:
         offset, lineno, mark = 0, 0, None
         if resume and refused_ledger is None:
             offset, lineno, mark = self._replay()
+        self._record_freeze_at_start(resume and refused_ledger is None)
         #: reads, trust-checks, parses and records the command file
         self.intake = CommandIntake(commands, self.entries, offset=offset, lineno=lineno, mark=mark)
         self._registration: Path | None = None
@@ -292,6 +303,7 @@ class HotKernel:
     def apply(self, env: Env, events: Sequence[str]) -> None:
         """Apply pending commands (at most every ``poll_interval``), then dispatch
         ``events`` to every module. Never raises because of a command or a callback."""
+        self._env = env  # the last step seen, however the loop builds its dicts
         if monotonic() >= self._next_poll:
             self._poll(env, events)
         self._dispatch(env, events)
@@ -323,7 +335,74 @@ class HotKernel:
         self._env = env
         self.entries.at(env, event)
         self._ensure_run_dir()
-        return self.intake.read()
+        return self._admitted(self.intake.read())
+
+    def _admitted(self, commands: Iterator[Command]) -> Iterator[Command]:
+        """The commands to apply: the kernel's own (``freeze``) are applied here, and a
+        frozen run records every other one as ``ignored`` (nothing changes)."""
+        for command in commands:
+            op = command.op
+            if op.module == KERNEL_MODULE:
+                self._apply_freeze(command)
+            elif self.freeze != "off":
+                log.warning("hotcb: %s %s ignored: frozen (freeze: %s)", op.op, op.id, self.freeze)
+                self.entries.record(
+                    module=op.module,
+                    op=op.op,
+                    id=op.id,
+                    source="external",
+                    decision="ignored",
+                    error=frozen_reason(self.freeze),
+                    payload=op_payload(op, OpResult("ignored")),
+                    line=command.line,
+                )
+            else:
+                yield command
+
+    def _apply_freeze(self, command: Command) -> None:
+        """Switch the freeze mode (the one command a frozen run takes); record it."""
+        op = command.op
+        previous = self.freeze
+        error = None
+        try:
+            self.freeze = parse_freeze(op.params.get("mode"))
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            log.info("hotcb: freeze %s (was %s)", self.freeze, previous)
+            self._changed = True
+        self.entries.record(
+            module=KERNEL_MODULE,
+            op=op.op,
+            id=op.id,
+            source="external",
+            decision="failed" if error else "applied",
+            error=error,
+            payload={"params": {"mode": self.freeze}, "previous": previous},
+            line=command.line,
+        )
+
+    def _record_freeze_at_start(self, resume: bool) -> None:
+        """A resumed run keeps a mode switched live before it stopped (its last
+        ``freeze`` entry not made at a start); a frozen start is said in the ledger."""
+        source = "config"
+        earlier = read_ledger(self.run_dir.ledger).entries if resume else []
+        for entry in reversed(earlier):
+            if entry.module == KERNEL_MODULE and entry.op == "freeze":
+                if entry.source != "config" and entry.decision == "applied":
+                    with contextlib.suppress(ValueError):
+                        mode = (entry.payload.get("params") or {}).get("mode")
+                        self.freeze, source = parse_freeze(mode), "replay"
+                break
+        if self.freeze != "off":
+            self.entries.record(
+                module=KERNEL_MODULE,
+                op="freeze",
+                id=KERNEL_MODULE,
+                source=source,
+                payload={"params": {"mode": self.freeze}},
+                env={"step": 0},
+            )
 
     def _ensure_run_dir(self) -> None:
         """Recreate the run dir (and ``hotcb.sources/``) if it was removed mid-run.
@@ -559,6 +638,7 @@ class HotKernel:
             "modules": sorted(self.modules),
             "warnings": list(self.warnings),
             "allowed_factories": sorted(self.allowed_factories),
+            "freeze": self.freeze,
         }
         for module in self.modules.values():
             snapshot[module.state_key] = module.status()
@@ -584,7 +664,7 @@ class HotKernel:
         if self._closed:
             return
         self._closed = True
-        # loops usually reuse one env dict: it holds the step the run ended at
+        # the env of the last apply (a fresh dict per step or one reused): where the run ended
         self.entries.step = self._env.get("step", self.entries.step)
         self.entries.epoch = self._env.get("epoch", self.entries.epoch)
         try:

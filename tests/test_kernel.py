@@ -78,6 +78,7 @@ def test_load_set_disable_enable_unload_cycle(kernel_factory: Any, log_lines: An
         "loaded": True,
         "target": HEARTBEAT_DICT,
         "params": {"every": 3},
+        "init_keys": ["every"],
         "error": None,
         "sha256": None,
     }

@@ -15,6 +15,7 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
+:mod:`hotcb.cli.freeze`       ``freeze``
 ============================  ===========================================================
 
 Example:
@@ -31,11 +32,12 @@ from collections.abc import Sequence
 from hotcb.cli.app import cli
 from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
+from hotcb.cli.freeze import freeze
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, status, log, export_config, runs):
+for _command in (cb, status, log, export_config, freeze, runs):
     cli.add_command(_command)
 
 

@@ -35,19 +35,28 @@ __all__ = ["export_config"]
     is_flag=True,
     help="Overwrite the file if it exists (--out FILE, or --name's option).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print {path, next_command, text} as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print {changed, message, path, next_command, problem, text} as JSON.",
+)
 @pass_selection
 def export_config(
     selection: RunSelection, name: str | None, out: str | None, fmt: str, force: bool, as_json: bool
 ) -> None:
     """Turn the run's live changes into Hydra config for the next run.
 
-    Writes a new file (mode 0600) and refuses to overwrite one unless --force. The
-    default form (into the app's config dir) is only for your own runs; another user's
-    run can be read with --format overrides or written to --out FILE.
+    Writes a new file (mode 0600) and refuses to overwrite one unless --force; a --name
+    that an option of the hotcb/callbacks group already has elsewhere on the app's search
+    path (a built-in such as timing) is refused even with --force. The next command is
+    composed with Hydra before it is printed. A run with no live change writes nothing
+    ("nothing changed since the run's config"). The default form (into the app's config
+    dir) is only for your own runs; another user's run can be read with --format overrides
+    or written to --out FILE.
     """
     rd = selection.run_dir(read_only=True)
-    from hotcb.hydra.export import ExportError
+    from hotcb.hydra.export import NOTHING_CHANGED, ExportError
     from hotcb.hydra.export import export_config as do_export
 
     try:
@@ -58,12 +67,18 @@ def export_config(
         click.echo(
             json.dumps(
                 {
+                    "changed": result.changed,
+                    "message": None if result.changed else NOTHING_CHANGED,
                     "path": str(result.path) if result.path else None,
                     "next_command": result.next_command,
+                    "problem": result.problem,
                     "text": result.text,
                 }
             )
         )
+        return
+    if not result.changed:  # on stderr for --format overrides: $(...) then pastes nothing
+        click.echo(f"{NOTHING_CHANGED} ({rd.path}); nothing was written", err=fmt == "overrides")
         return
     if fmt == "overrides":
         click.echo(result.text)
@@ -71,3 +86,5 @@ def export_config(
     click.echo(f"wrote {result.path}")
     if result.next_command:
         click.echo(f"next run: {result.next_command}")
+    elif result.problem:
+        click.echo(f"hotcb: warning: {result.problem}", err=True)

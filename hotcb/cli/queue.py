@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from hotcb.cli.app import RunSelection, fail
+from hotcb.freeze import KERNEL_MODULE, frozen_mode
 from hotcb.ops import CommandError, Op
 from hotcb.rundir import RunDir
 from hotcb.state import is_live, read_state
@@ -106,6 +107,19 @@ def _append(run: RunDir, op: Op) -> Refusal | None:
     return None
 
 
+def _frozen(state: dict[str, Any] | None, op: Op) -> Refusal | None:
+    """Why a frozen run ignores ``op`` (None: it is not frozen, or ``op`` is ``freeze``).
+    The command was queued all the same: the run records it as ``ignored``."""
+    mode = frozen_mode(state)
+    if mode is None or op.module == KERNEL_MODULE:
+        return None
+    return Refusal(
+        f"frozen (freeze: {mode}): it records {describe_op(op)} as ignored and changes "
+        "nothing; `hotcb freeze --mode off` lets changes in again",
+        f"frozen ({mode}): it ignores it",
+    )
+
+
 def describe_op(op: Op) -> str:
     """The op as ``hotcb log`` and the confirmations show it: ``set heartbeat every=5``."""
     parts = [op.op, op.id]
@@ -148,6 +162,9 @@ def _send_to_run(
     problem = refusal(run, state, check_id, force) or _append(run, op)
     if problem is not None:
         fail(problem.message)
+    frozen = _frozen(state, op)
+    if frozen is not None:
+        fail(f"run {run.path} is {frozen.message}")
     if as_json:
         click.echo(json.dumps({"queued": op.to_dict(), "run_dir": str(run.path)}))
         return
@@ -173,6 +190,9 @@ def _send_to_sweep(
             if not job.live
             else refusal(run, job.state, check_id, force) or _append(run, op)
         )
+        frozen = _frozen(job.state, op)
+        if problem is None and frozen is not None:
+            problem = frozen
         report.append(
             {
                 "job": job.name,

@@ -10,6 +10,7 @@ live op                    override
 ``load feat_viz ...``      ``+hotcb.callbacks.feat_viz={_target_: /run/hotcb.sources/<sha>.py:FeatureViz, every: 50}``
 ``unload timing``          ``~hotcb.callbacks.timing``
 ``disable timing``         ``+hotcb.callbacks.timing._enabled_=false`` (no ``+`` if the key exists)
+``set arm armed=true``     ``+hotcb.callbacks.arm._set_.armed=true`` (``armed``: not a constructor kwarg)
 =========================  ================================================================
 
 Deltas are computed from the *net* change (config at step 0 vs the final state), so
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hotcb.errors import HotcbError
-from hotcb.hydra.hydrate import ENABLED_KEY, target_string
+from hotcb.hydra.hydrate import ENABLED_KEY, SET_KEY, target_string
 from hotcb.ledger import LedgerEntry, read_ledger
 from hotcb.ops import DEFAULT_MODULE, CallbackTarget, CommandError
 from hotcb.rundir import RunDir
@@ -134,7 +135,7 @@ def compute_deltas(
             out.append(f"~{PREFIX}.{cb_id}")
             out.append(f"+{PREFIX}.{cb_id}={format_value(dict(after))}")
             continue
-        keys = [k for k in after if k not in ("_target_", ENABLED_KEY)]
+        keys = [k for k in after if k not in ("_target_", ENABLED_KEY, SET_KEY)]
         keys.append(ENABLED_KEY)
         for key in keys:
             new = after.get(key, True) if key == ENABLED_KEY else after[key]
@@ -143,6 +144,20 @@ def compute_deltas(
                 continue
             plus = "" if key in before else "+"
             out.append(f"{plus}{PREFIX}.{cb_id}.{key}={format_value(new)}")
+        out.extend(_set_deltas(cb_id, before.get(SET_KEY) or {}, after.get(SET_KEY) or {}))
+    return out
+
+
+def _set_deltas(cb_id: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """One override per changed hot param under ``_set_`` (``+`` for a new one: Hydra
+    makes the ``_set_`` node too)."""
+    out = []
+    for key, new in after.items():
+        old = before.get(key, _MISSING)
+        if old == new and type(old) is type(new):
+            continue
+        plus = "" if key in before else "+"
+        out.append(f"{plus}{PREFIX}.{cb_id}.{SET_KEY}.{key}={format_value(new)}")
     return out
 
 
@@ -155,10 +170,21 @@ def _node(
     run: RunDir,
     params: Mapping[str, Any],
     enabled: bool,
+    init_keys: Any = None,
 ) -> dict[str, Any]:
+    """A callback's config node: constructor kwargs at the top, the other hot params under
+    ``_set_`` (``init_keys``: the constructor kwargs, as the run recorded them; None: all)."""
     if target.get("kind") == "python_file" and sha256:
         target = {**target, "path": str(run.source_file(sha256))}
-    node: dict[str, Any] = {"_target_": target_string(target), **params}
+    node: dict[str, Any] = {"_target_": target_string(target)}
+    hot: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(init_keys, list) and key not in init_keys:
+            hot[key] = value
+        else:
+            node[key] = value
+    if hot:
+        node[SET_KEY] = hot
     if not enabled:
         node[ENABLED_KEY] = False
     return node
@@ -186,12 +212,15 @@ def baseline_nodes(
                 target = CallbackTarget.from_dict(p.get("target") or {}).to_dict()
             except CommandError as exc:
                 raise DeltaError(f"entry seq {e.seq} ({e.id}): {exc}", path=run.ledger) from None
+            init = p.get("init") or {}
+            keys = p.get("init_keys")  # recorded since _set_ exists; before: init only
             node = _node(
                 target,
                 p.get("sha256"),
                 run,
-                {**(p.get("init") or {}), **(p.get("params") or {})},
+                {**init, **(p.get("params") or {})},
                 True,
+                keys if isinstance(keys, list) else list(init),
             )
             if p.get("enabled") is False:
                 node[ENABLED_KEY] = False
@@ -215,6 +244,7 @@ def final_nodes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             run,
             rec.get("params") or {},
             bool(rec.get("enabled", True)),
+            rec.get("init_keys"),
         )
     return out
 

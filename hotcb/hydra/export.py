@@ -34,12 +34,13 @@ import yaml
 
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
-from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
+from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final_nodes
+from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
 from hotcb.rundir import RunDir, read_launch
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
-__all__ = ["ExportError", "ExportResult", "export_config"]
+__all__ = ["NOTHING_CHANGED", "ExportError", "ExportResult", "export_config"]
 
 _HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
 # checked with fullmatch: `$` would also accept a name that ends in a newline
@@ -51,16 +52,25 @@ class ExportError(HotcbError):
     which file."""
 
 
+#: What an export of a run without a live change says (and it writes nothing).
+NOTHING_CHANGED = "nothing changed since the run's config"
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """What :func:`export_config` produced."""
 
-    #: The file written (None for ``fmt="overrides"``).
+    #: The file written (None for ``fmt="overrides"``, and when nothing changed).
     path: Path | None
-    #: The YAML written, or the override line.
+    #: The YAML written, or the override line ("" when nothing changed).
     text: str
-    #: The command that starts the next run from the export (when it can be derived).
+    #: The command that starts the next run from the export, composed with Hydra first
+    #: (None when it cannot be given: ``problem`` says why).
     next_command: str | None
+    #: False when the run ended with the callbacks it started with (nothing is written).
+    changed: bool = True
+    #: Why there is no next command (None when there is one, or none was asked for).
+    problem: str | None = None
 
 
 def _trusted(path: Path) -> Path:
@@ -77,14 +87,18 @@ def _launch(run: RunDir) -> dict[str, Any]:
     return read_launch(_trusted(run.launch))
 
 
-def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
-    hydra_yaml = run.path / ".hydra" / "hydra.yaml"
-    sources: list[Any] = []
+def _hydra_doc(run: RunDir) -> dict[str, Any]:
+    """The ``hydra`` node of the run's ``.hydra/hydra.yaml`` ({} if there is none)."""
     try:
-        doc = yaml.safe_load(_trusted(hydra_yaml).read_text(encoding="utf-8")) or {}
-        sources = doc.get("hydra", {}).get("runtime", {}).get("config_sources", []) or []
+        doc = yaml.safe_load(_trusted(run.path / ".hydra" / "hydra.yaml").read_text("utf-8"))
     except (OSError, yaml.YAMLError):
-        pass
+        return {}
+    node = doc.get("hydra") if isinstance(doc, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def _config_dir(run: RunDir, launch: dict[str, Any], hydra: dict[str, Any]) -> Path:
+    sources = (hydra.get("runtime") or {}).get("config_sources") or []
     for source in sources:
         if isinstance(source, dict) and source.get("provider") == "main":
             path, schema = str(source.get("path", "")), source.get("schema")
@@ -98,7 +112,7 @@ def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
         return Path(str(launch["config_dir"]).removeprefix("file://"))
     raise ExportError(
         f"not found: {run.path} was not a Hydra run dir; use --out FILE or --format overrides",
-        path=hydra_yaml,
+        path=run.path / ".hydra" / "hydra.yaml",
     )
 
 
@@ -108,7 +122,8 @@ def _default_name(run: RunDir) -> str:
     return f"live_{name}" if name else "live"
 
 
-def _next_command(launch: dict[str, Any], name: str) -> str | None:
+def _script(launch: dict[str, Any]) -> str | None:
+    """The training script as the next command shows it (relative when near), or None."""
     argv = launch.get("argv") or []
     if not argv:
         return None
@@ -119,11 +134,7 @@ def _next_command(launch: dict[str, Any], name: str) -> str | None:
         shown = os.path.relpath(script)
     except ValueError:
         shown = str(script)
-    if shown.startswith("../../.."):
-        shown = str(script)
-    kept = [o for o in launch.get("overrides") or [] if not _HOTCB_OVERRIDE.match(o)]
-    parts = ["python", shown, *kept, f"hotcb/callbacks={name}"]
-    return " ".join(shlex.quote(p) for p in parts)
+    return str(script) if shown.startswith("../../..") else shown
 
 
 def export_config(
@@ -136,35 +147,40 @@ def export_config(
 ) -> ExportResult:
     """Export the run in ``run_dir``; see the module docstring. Raises :class:`ExportError`.
 
-    ``force``: overwrite the file if it exists (else that is an error).
+    ``force``: overwrite the file if it exists (else that is an error). A run that ended
+    with the callbacks it started with exports nothing (``changed`` is False).
     """
     run = RunDir(run_dir)
     if fmt not in ("group", "overrides"):
         raise ExportError(f"unknown format {fmt!r}: use group or overrides")
     try:
-        if fmt == "overrides":
-            line = " ".join(shlex.quote(d) for d in deltas_for_run(run.path))
-            return ExportResult(path=None, text=line, next_command=None)
         nodes = final_nodes(run.path)
+        deltas = compute_deltas(baseline_nodes(run.path), nodes)
     except DeltaError as exc:
         raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
-    option = name or _default_name(run)
+    if not deltas:
+        return ExportResult(path=None, text="", next_command=None, changed=False)
+    if fmt == "overrides":
+        line = " ".join(shlex.quote(d) for d in deltas)
+        return ExportResult(path=None, text=line, next_command=None)
+    text = _option_text(run, nodes)
     if out is not None:
         path = Path(out).expanduser().absolute()  # a symlink there is replaced, not followed
-        command = None
-    else:
-        owner = foreign_owner(run.path)
-        if owner is not None:
-            raise ExportError(
-                f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
-                "config dir its files name (and printing the script it ran) is refused; "
-                "read it with --format overrides, or write it to a file you choose with --out FILE"
-            )
-        launch = _launch(run)
-        path = _config_dir(run, launch) / "hotcb" / "callbacks" / f"{option}.yaml"
-        command = _next_command(launch, option)
+        _write_new(path, text.encode("utf-8"), force=force)
+        return ExportResult(path=path, text=text, next_command=None)
+    owner = foreign_owner(run.path)
+    if owner is not None:
+        raise ExportError(
+            f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
+            "config dir its files name (and printing the script it ran) is refused; "
+            "read it with --format overrides, or write it to a file you choose with --out FILE"
+        )
+    return _export_option(run, name or _default_name(run), nodes, text, force)
+
+
+def _option_text(run: RunDir, nodes: dict[str, Any], command: str | None = None) -> str:
     state = read_state(run.state) or {}
     header = [
         "# @package hotcb.callbacks",
@@ -174,9 +190,53 @@ def export_config(
     if command:
         header.append(f"# Next run: {command}")
     body = yaml.safe_dump(nodes, sort_keys=False, default_flow_style=False) if nodes else "{}\n"
-    text = "\n".join(header) + "\n" + body
-    _write_new(path, text.encode("utf-8"), force=force)
-    return ExportResult(path=path, text=text, next_command=command)
+    return "\n".join(header) + "\n" + body
+
+
+def _export_option(
+    run: RunDir, option: str, nodes: dict[str, Any], text: str, force: bool
+) -> ExportResult:
+    """Write ``option`` into the app's ``hotcb/callbacks`` group, after Hydra says the name
+    is free, and compose the next command with Hydra (:mod:`hotcb.hydra.nextrun`)."""
+    launch = _launch(run)
+    hydra = _hydra_doc(run)
+    conf = _config_dir(run, launch, hydra)
+    path = conf / "hotcb" / "callbacks" / f"{option}.yaml"
+    job = hydra.get("job") or {}
+    overrides = (hydra.get("overrides") or {}).get("task") or launch.get("overrides") or []
+    overrides = [str(o) for o in overrides]
+    kept = [o for o in overrides if not _HOTCB_OVERRIDE.match(o)]
+    plus = any(o.startswith("+hotcb/callbacks") for o in overrides)
+    script = _script(launch)
+    app = HydraApp(
+        conf,
+        job.get("config_name") or launch.get("config_name"),
+        overrides,
+        version_base=str((hydra.get("runtime") or {}).get("version_base") or "1.3"),
+    )
+    try:
+        app.__enter__()
+    except Exception as exc:
+        raise ExportError(
+            f"Hydra cannot open the app's config dir ({one_line(exc)}), so the option name "
+            "cannot be checked; write the export elsewhere with --out FILE",
+            path=conf,
+        ) from None
+    try:
+        try:
+            app.refuse_taken_name(option)
+        except NameTaken as exc:
+            raise ExportError.from_error(exc) from None
+        _write_new(path, text.encode("utf-8"), force=force)
+        if script is None:
+            return ExportResult(path=path, text=text, next_command=None)
+        found = app.next_command(script, kept, option, nodes, plus)
+    finally:
+        app.__exit__(None, None, None)
+    if found.command is not None:
+        text = _option_text(run, nodes, found.command)
+        _write_new(path, text.encode("utf-8"), force=True)
+    return ExportResult(path=path, text=text, next_command=found.command, problem=found.problem)
 
 
 def _write_new(path: Path, data: bytes, *, force: bool) -> None:

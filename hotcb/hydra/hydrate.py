@@ -13,10 +13,12 @@ Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
           _target_: tools/viz.py:FeatureViz        # kind: python_file (relative to the launch dir)
           every: 50
           _enabled_: false                         # loaded, but disabled
+          _set_: {armed: true}                     # hot params set_params takes, __init__ not
 
-Other keys are constructor kwargs, checked against the constructor's signature.
+Other keys are constructor kwargs, checked against the constructor's signature; those under
+``_set_`` go through ``set_params`` right after construction (recorded with the load).
 Kernel settings may sit beside ``callbacks``: ``poll_interval``, ``auto_disable_on_error``,
-``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``.
+``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``, ``freeze``.
 
 A ``_target_`` must name a class with ``handle`` and ``set_params``, or a factory marked
 with ``@hot_factory`` or listed in ``hotcb.allowed_factories`` (the target rule, checked
@@ -46,6 +48,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
+from hotcb.freeze import parse_freeze
 from hotcb.ops import CallbackTarget, CommandError, Op, check_id
 from hotcb.rundir import LAUNCH_FILE
 
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENABLED_KEY",
     "KERNEL_KEYS",
+    "SET_KEY",
     "HydrationError",
     "KernelConfig",
     "callback_nodes",
@@ -70,6 +74,9 @@ log = logging.getLogger("hotcb")
 
 #: Reserved node key: ``_enabled_: false`` keeps a callback loaded but disabled.
 ENABLED_KEY = "_enabled_"
+#: Reserved node key: ``_set_: {name: value}`` are hot params that are not constructor
+#: kwargs; they go through ``set_params`` right after construction (the load's ``params``).
+SET_KEY = "_set_"
 #: Keys of the ``hotcb`` node that configure the kernel.
 KERNEL_KEYS = (
     "poll_interval",
@@ -78,6 +85,7 @@ KERNEL_KEYS = (
     "state_interval",
     "sync_every",
     "allowed_factories",
+    "freeze",
 )
 #: Hydra's instantiate keys that make no sense for a hot callback.
 _UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")
@@ -186,11 +194,16 @@ def _op_from_node(cb_id: str, node: Any, base_dir: str | os.PathLike[str]) -> Op
     enabled = node.get(ENABLED_KEY, True)
     if not isinstance(enabled, bool):
         raise HydrationError(f"{ENABLED_KEY} must be true or false, got {enabled!r}")
-    init = {k: v for k, v in node.items() if k not in ("_target_", ENABLED_KEY)}
+    hot = node.get(SET_KEY)
+    if hot is not None and not isinstance(hot, Mapping):
+        raise HydrationError(
+            f"{SET_KEY} must be a mapping of name: value (hot params passed to set_params "
+            f"right after construction), got {hot!r}"
+        )
+    init = {k: v for k, v in node.items() if k not in ("_target_", ENABLED_KEY, SET_KEY)}
     target = parse_target(node["_target_"], base_dir=base_dir)
-    return Op.from_dict(
-        {"op": "load", "id": cb_id, "target": target.to_dict(), "init": init, "enabled": enabled}
-    )
+    data = {"op": "load", "id": cb_id, "target": target.to_dict(), "init": init}
+    return Op.from_dict({**data, "params": dict(hot or {}), "enabled": enabled})
 
 
 def callback_nodes(callbacks: Mapping[str, Any] | None, owner: str) -> dict[str, Any]:
@@ -277,6 +290,11 @@ def kernel_config(
             f"hotcb.allowed_factories must be a list of target names "
             f"(package.module.function), got {allowed!r}"
         )
+    if "freeze" in settings:
+        try:
+            settings["freeze"] = parse_freeze(settings["freeze"])
+        except ValueError as exc:
+            raise HydrationError(f"hotcb.freeze: {exc}") from None
     settings.update(kernel_kwargs)
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
     return KernelConfig(run_dir=directory, settings=settings, ops=ops)

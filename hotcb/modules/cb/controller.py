@@ -52,6 +52,7 @@ from hotcb.modules.cb.loader import (
     describe_exception,
     instantiate,
     is_sha256,
+    named_parameters,
     resolve,
 )
 from hotcb.modules.cb.protocol import (
@@ -64,7 +65,7 @@ from hotcb.modules.cb.protocol import (
 from hotcb.ops import CallbackTarget, Op
 from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
 
-__all__ = ["HotController", "OpResult", "Recorder"]
+__all__ = ["HotController", "OpResult", "Recorder", "init_keys"]
 
 log = logging.getLogger("hotcb")
 
@@ -104,6 +105,8 @@ class _Slot:
     rank_zero_override: bool | None = None
     #: the watchdog's wrappers on ``instance`` (only while it has a ``_timeout_``)
     watch: Watch | None = None
+    #: the keyword arguments its constructor names (see :func:`init_keys`)
+    accepts: frozenset[str] = frozenset()
 
     @property
     def rank_zero_only(self) -> bool:
@@ -123,6 +126,7 @@ class _Slot:
             "loaded": True,
             "target": self.target.to_dict(),
             "params": {**self.init, **self.params},
+            "init_keys": init_keys(self.init, self.params, self.accepts),
             "error": self.error,
             "sha256": self.sha256,
         }
@@ -446,6 +450,7 @@ class HotController:
             raise
         previous = self._slots.get(op.id)
         enabled = True if op.enabled is None else op.enabled
+        accepts = named_parameters(resolved.factory)
         self._slots[op.id] = _Slot(
             id=op.id,
             target=op.target,
@@ -457,12 +462,16 @@ class HotController:
             signature=_file_signature(op.target) if source is not op.target else resolved.signature,
             rank_zero_override=rank_zero_set if rank_zero_set is not None else rank_zero,
             events=events,
+            accepts=accepts,
         )
         if previous is not None:
             _close_quietly(previous.instance)
         if enabled:
             self._pending_attach.append(op.id)
-        details: dict[str, Any] = {"replaced": previous is not None}
+        details: dict[str, Any] = {
+            "replaced": previous is not None,
+            "init_keys": init_keys(op.init, op.params, accepts),
+        }
         if resolved.sha256:
             details["sha256"] = resolved.sha256
         return OpResult("applied", details=details)
@@ -585,6 +594,7 @@ class HotController:
         slot.sha256 = resolved.sha256
         slot.signature = resolved.signature
         slot.events = events
+        slot.accepts = named_parameters(resolved.factory)
         slot.error = None
         _close_quietly(old)
         if slot.enabled:
@@ -751,6 +761,21 @@ def _split_reserved(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool | N
     if not isinstance(value, bool):
         raise LoadError(f"{RANK_ZERO_ONLY_KEY} must be true or false, got {value!r}")
     return rest, value
+
+
+def init_keys(
+    init: Mapping[str, Any], params: Mapping[str, Any], accepts: Collection[str]
+) -> list[str]:
+    """Which keys of a callback's effective params are constructor kwargs: those it was
+    built with, the hot params its constructor names, and hotcb's reserved keys. The rest
+    reach it only through ``set_params`` (exported under ``_set_``, see docs/hydra.md).
+
+    >>> init_keys({"every": 5}, {"window": 9, "armed": True}, {"every", "window"})
+    ['every', 'window']
+    """
+    reserved = (TIMEOUT_KEY, RANK_ZERO_ONLY_KEY)
+    merged = {**init, **params}
+    return [k for k in merged if k in init or k in accepts or k in reserved]
 
 
 def _kwargs(params: Mapping[str, Any]) -> str:

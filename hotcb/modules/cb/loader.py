@@ -72,6 +72,7 @@ __all__ = [
     "instantiate",
     "is_blocked_target",
     "is_sha256",
+    "named_parameters",
     "not_a_callback",
     "read_source",
     "resolve",
@@ -520,6 +521,23 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
             f"callback (missing {', '.join(missing)}); see docs/protocol.md for the protocol"
         )
     return instance
+
+
+def named_parameters(factory: Callable[..., Any]) -> frozenset[str]:
+    """The keyword arguments ``factory`` names (``id`` aside): what a config node may pass
+    to the constructor. ``**kwargs`` is not a name; a signature that cannot be read names
+    nothing.
+
+    >>> from hotcb.modules.cb.callbacks.timing import TimingCallback
+    >>> sorted(named_parameters(TimingCallback))
+    ['every', 'window']
+    """
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(n for n, p in params.items() if p.kind in kinds and n != "id")
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
