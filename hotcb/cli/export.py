@@ -35,10 +35,22 @@ __all__ = ["export_config"]
     is_flag=True,
     help="Overwrite the file if it exists (--out FILE, or --name's option).",
 )
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Also write the run's trajectory (every op at its step) as a hotcb/schedule option; "
+    "the next command replays it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {path, next_command, text} as JSON.")
 @pass_selection
 def export_config(
-    selection: RunSelection, name: str | None, out: str | None, fmt: str, force: bool, as_json: bool
+    selection: RunSelection,
+    name: str | None,
+    out: str | None,
+    fmt: str,
+    force: bool,
+    schedule: bool,
+    as_json: bool,
 ) -> None:
     """Turn the run's live changes into Hydra config for the next run.
 
@@ -51,7 +63,7 @@ def export_config(
     from hotcb.hydra.export import export_config as do_export
 
     try:
-        result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force)
+        result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force, schedule=schedule)
     except ExportError as exc:
         raise UserError.from_error(exc) from None
     if as_json:
@@ -61,6 +73,7 @@ def export_config(
                     "path": str(result.path) if result.path else None,
                     "next_command": result.next_command,
                     "text": result.text,
+                    "schedule_path": str(result.schedule_path) if result.schedule_path else None,
                 }
             )
         )
@@ -69,5 +82,7 @@ def export_config(
         click.echo(result.text)
         return
     click.echo(f"wrote {result.path}")
+    if result.schedule_path:
+        click.echo(f"wrote {result.schedule_path} ({result.schedule_entries} scheduled ops)")
     if result.next_command:
         click.echo(f"next run: {result.next_command}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +155,11 @@ def _node(
     run: RunDir,
     params: Mapping[str, Any],
     enabled: bool,
+    source_path: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     if target.get("kind") == "python_file" and sha256:
-        target = {**target, "path": str(run.source_file(sha256))}
+        path = source_path(sha256) if source_path is not None else str(run.source_file(sha256))
+        target = {**target, "path": path}
     node: dict[str, Any] = {"_target_": target_string(target), **params}
     if not enabled:
         node[ENABLED_KEY] = False
@@ -199,8 +201,12 @@ def baseline_nodes(
     return nodes
 
 
-def final_nodes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """The callback nodes the run ended with (or has now, if it is live)."""
+def final_nodes(
+    run_dir: str | Path, *, source_path: Callable[[str], str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The callback nodes the run ended with (or has now, if it is live). ``source_path``:
+    the path a ``.py`` callback's node names for its captured source, given its sha256
+    (default: the capture in the run dir)."""
     run = RunDir(run_dir)
     state = read_state(run.state)
     if state is None:
@@ -215,6 +221,7 @@ def final_nodes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             run,
             rec.get("params") or {},
             bool(rec.get("enabled", True)),
+            source_path,
         )
     return out
 

@@ -9,9 +9,17 @@ Two forms:
 * ``fmt="overrides"``: the override deltas (see :mod:`hotcb.hydra.deltas`) on one
   shell-quoted line, to paste after the original command.
 
-A callback loaded from a ``.py`` file exports as its captured source,
-``<run_dir>/hotcb.sources/<sha256>.py:Symbol``: the next run loads the same bytes (the
-loader checks the sha256 in the name).
+A callback loaded from a ``.py`` file exports as its captured source: in the group form
+copied to ``<config dir>/hotcb/sources/<sha256>.py`` and named
+``config://hotcb/sources/<sha256>.py:Symbol`` (relative to the config dir, so ``git add
+conf/`` carries it and a clone of the app at another path loads it; see
+:mod:`hotcb.hydra.portable`), otherwise ``<run_dir>/hotcb.sources/<sha256>.py:Symbol``.
+The next run loads the same bytes (the loader checks the sha256 in the name).
+
+``schedule=True`` (``--schedule``, group form only) also writes the run's trajectory, every
+op applied during the run at its step and event, as the option
+``<config dir>/hotcb/schedule/<name>.yaml`` (see :mod:`hotcb.schedule`); the next command
+is then the run's own command plus ``+hotcb/schedule=<name>``, which replays it.
 
 The export is a new file, mode 0600 (directories it creates 0700) whatever the umask; an
 existing file is overwritten only with ``force``. The group form reads where to write and
@@ -35,7 +43,10 @@ import yaml
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
+from hotcb.hydra.portable import SourceCopier, SourceCopyError
+from hotcb.ledger import read_ledger
 from hotcb.rundir import RunDir, read_launch
+from hotcb.schedule import schedule_from_ledger
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
@@ -61,6 +72,9 @@ class ExportResult:
     text: str
     #: The command that starts the next run from the export (when it can be derived).
     next_command: str | None
+    #: The schedule option written (``schedule=True``), and how many entries it has.
+    schedule_path: Path | None = None
+    schedule_entries: int = 0
 
 
 def _trusted(path: Path) -> Path:
@@ -102,6 +116,18 @@ def _config_dir(run: RunDir, launch: dict[str, Any]) -> Path:
     )
 
 
+def _own_config_dir(run: RunDir) -> Path:
+    """The config dir of the user's own run (another user's run is refused)."""
+    owner = foreign_owner(run.path)
+    if owner is not None:
+        raise ExportError(
+            f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
+            "config dir its files name (and printing the script it ran) is refused; "
+            "read it with --format overrides, or write it to a file you choose with --out FILE"
+        )
+    return _config_dir(run, _launch(run))
+
+
 def _default_name(run: RunDir) -> str:
     raw = f"{run.path.parent.name}_{run.path.name}"
     name = re.sub(r"[^A-Za-z0-9_]+", "_", raw).strip("_")
@@ -133,20 +159,30 @@ def export_config(
     out: str | os.PathLike[str] | None = None,
     fmt: str = "group",
     force: bool = False,
+    schedule: bool = False,
 ) -> ExportResult:
     """Export the run in ``run_dir``; see the module docstring. Raises :class:`ExportError`.
 
-    ``force``: overwrite the file if it exists (else that is an error).
+    ``force``: overwrite the file if it exists (else that is an error). ``schedule``: also
+    write the run's trajectory as a ``hotcb/schedule`` option (group form, no ``out``).
     """
     run = RunDir(run_dir)
     if fmt not in ("group", "overrides"):
         raise ExportError(f"unknown format {fmt!r}: use group or overrides")
+    if schedule and (fmt != "group" or out is not None):
+        raise ExportError(
+            "--schedule writes a hotcb/schedule option into the app's config dir: "
+            "use it without --out and --format overrides"
+        )
+    copier: SourceCopier | None = None
+    if fmt == "group" and out is None:
+        copier = SourceCopier(run.path, lambda: _own_config_dir(run))
     try:
         if fmt == "overrides":
             line = " ".join(shlex.quote(d) for d in deltas_for_run(run.path))
             return ExportResult(path=None, text=line, next_command=None)
-        nodes = final_nodes(run.path)
-    except DeltaError as exc:
+        nodes = final_nodes(run.path, source_path=copier)
+    except (DeltaError, SourceCopyError) as exc:
         raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
@@ -155,16 +191,8 @@ def export_config(
         path = Path(out).expanduser().absolute()  # a symlink there is replaced, not followed
         command = None
     else:
-        owner = foreign_owner(run.path)
-        if owner is not None:
-            raise ExportError(
-                f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
-                "config dir its files name (and printing the script it ran) is refused; "
-                "read it with --format overrides, or write it to a file you choose with --out FILE"
-            )
-        launch = _launch(run)
-        path = _config_dir(run, launch) / "hotcb" / "callbacks" / f"{option}.yaml"
-        command = _next_command(launch, option)
+        path = _own_config_dir(run) / "hotcb" / "callbacks" / f"{option}.yaml"
+        command = _next_command(_launch(run), option)
     state = read_state(run.state) or {}
     header = [
         "# @package hotcb.callbacks",
@@ -175,8 +203,93 @@ def export_config(
         header.append(f"# Next run: {command}")
     body = yaml.safe_dump(nodes, sort_keys=False, default_flow_style=False) if nodes else "{}\n"
     text = "\n".join(header) + "\n" + body
+    if schedule:
+        assert copier is not None
+        return _export_schedule(run, copier, option, path, text, force=force)
     _write_new(path, text.encode("utf-8"), force=force)
     return ExportResult(path=path, text=text, next_command=command)
+
+
+def _export_schedule(
+    run: RunDir, copier: SourceCopier, option: str, callbacks_path: Path, text: str, *, force: bool
+) -> ExportResult:
+    """Write the callbacks option and the run's trajectory as ``hotcb/schedule/<option>``;
+    the next command replays the trajectory from the run's own starting config."""
+    try:
+        trajectory = schedule_from_ledger(
+            read_ledger(_trusted(run.ledger)).entries,
+            source=lambda sha, target: {**target, "path": copier(sha)},
+        )
+    except SourceCopyError as exc:
+        raise ExportError.from_error(exc) from None
+    if not trajectory.entries:
+        raise ExportError(
+            "no op was applied during the run (only its starting config): nothing to "
+            "replay; export without --schedule",
+            path=run.ledger,
+        )
+    path = _own_config_dir(run) / "hotcb" / "schedule" / f"{option}.yaml"
+    command = _replay_command(run, _launch(run), option)
+    header = [
+        "# @package hotcb.schedule",
+        f"# The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
+        "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
+        "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
+    ]
+    if command:
+        header.append(f"# Replay: {command}")
+    body = yaml.safe_dump(trajectory.to_config(), sort_keys=False, default_flow_style=False)
+    _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
+    _write_new(callbacks_path, text.encode("utf-8"), force=force)
+    return ExportResult(
+        path=callbacks_path,
+        text=text,
+        next_command=command,
+        schedule_path=path,
+        schedule_entries=len(trajectory),
+    )
+
+
+_SCHEDULE_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb([./]schedule\b|\.schedule\.)")
+_RUN_DIR_OVERRIDE = re.compile(r"^(\+\+|\+)?hydra\.(run|sweep)\.dir=")
+
+
+def _replay_command(run: RunDir, launch: dict[str, Any], option: str) -> str | None:
+    """The run's own command (its overrides, but not its run dir nor an earlier schedule)
+    plus ``hotcb/schedule=<option>`` (with ``+`` unless the app's defaults list has the
+    group)."""
+    argv = launch.get("argv") or []
+    if not argv:
+        return None
+    script = Path(argv[0])
+    if not script.is_absolute():
+        script = Path(launch.get("cwd") or os.getcwd()) / script
+    try:
+        shown = os.path.relpath(script)
+    except ValueError:
+        shown = str(script)
+    if shown.startswith("../../.."):
+        shown = str(script)
+    kept = [
+        o
+        for o in launch.get("overrides") or []
+        if not _SCHEDULE_OVERRIDE.match(o) and not _RUN_DIR_OVERRIDE.match(o)
+    ]
+    plus = "" if _has_schedule_default(run) else "+"
+    parts = ["python", shown, *kept, f"{plus}hotcb/schedule={option}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _has_schedule_default(run: RunDir) -> bool:
+    """True if the run's defaults list chose a ``hotcb/schedule`` option itself."""
+    try:
+        doc = yaml.safe_load((run.path / ".hydra" / "hydra.yaml").read_text(encoding="utf-8"))
+        choices = doc["hydra"]["runtime"]["choices"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return False
+    overrides = [o for o in (doc["hydra"].get("overrides", {}).get("task") or [])]
+    chosen_here = any(str(o).startswith("+hotcb/schedule=") for o in overrides)
+    return isinstance(choices, dict) and "hotcb/schedule" in choices and not chosen_here
 
 
 def _write_new(path: Path, data: bytes, *, force: bool) -> None:
