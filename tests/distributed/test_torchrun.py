@@ -162,7 +162,13 @@ def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(
     run_dir = tmp_path / "ddp"
     stopper = tmp_path / "stopper.py"
     stopper.write_text(RANK_ONE_STOPS)
-    proc = torchrun(spawn, run_dir, "steps=100000", "step_sleep=0.002")
+    # a scheduled op (from the config both ranks compose) applies on each rank at its
+    # step, 13, which is not a sync point (sync_every=5): no communication needed
+    scheduled = (
+        "+hotcb.schedule.s13_set_heartbeat="
+        "{step: 13, event: train_step_end, op: set, id: heartbeat, params: {every: 7}}"
+    )
+    proc = torchrun(spawn, run_dir, "steps=100000", "step_sleep=0.002", scheduled)
     at_step(proc, run_dir, 50)
     hotcb(
         "--dir",
@@ -182,3 +188,10 @@ def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(
     assert "rank 1 has seen enough" in out
     state: dict[str, Any] = run_state(run_dir)
     assert state["closed"] and state["step"] == end
+    assert beats(out, 0) == beats(out, 1) == list(range(14, end + 1, 7))
+    replayed = [
+        e for e in read_ledger(run_dir / "hotcb.applied.jsonl").entries if e.source == "schedule"
+    ]
+    assert [(e.step, e.event, e.op, e.payload["params"]) for e in replayed] == [
+        (13, "train_step_end", "set", {"every": 7})
+    ]
