@@ -68,8 +68,10 @@ from hotcb.modules.cb.loader import LoadError, capture_source, read_source
 from hotcb.modules.cb.module import CallbackModule
 from hotcb.ops import Op
 from hotcb.recorder import op_payload
+from hotcb.replay import ScheduleRunner
 from hotcb.requests import REQUESTS_KEY, request_stop, stop_requested
 from hotcb.rundir import RunDir
+from hotcb.schedule import Schedule
 from hotcb.stream import CommandLine
 
 __all__ = ["DistributedHotKernel", "distributed_world"]
@@ -170,6 +172,11 @@ class DistributedHotKernel:
             module = CallbackModule(self.controller)
             self.modules = {module.name: module}
         self._dispatch = self.controller.dispatch
+        #: the ops due at later steps: every rank holds the same and applies them itself
+        #: at their step, no communication needed (rank 0's kernel records them)
+        self.schedule = ScheduleRunner()
+        if self._leader is not None:
+            self._leader.schedule = self.schedule
         #: True if rank 0 rebuilt the state from an existing ledger (every rank agrees).
         self.resumed = False
         if self.world_size > 1:
@@ -183,6 +190,8 @@ class DistributedHotKernel:
         """At a sync point, exchange and apply new ops on every rank; then dispatch
         ``events``. Never raises because of a command or a callback."""
         step = env.get("step")
+        if step is not None and step >= self.schedule.next_due:
+            self._run_schedule(env, events)
         if step != self._synced and isinstance(step, int) and step % self.sync_every == 0:
             self._synced = step
             self._sync(env, events[0] if events else None)
@@ -207,15 +216,41 @@ class DistributedHotKernel:
         <hotcb.kernel.HotKernel.callbacks>`)."""
         return self.controller
 
-    def submit(self, op: Op, *, source: str = "config", env: Env | None = None) -> LedgerEntry:
+    def load_schedule(self, schedule: Schedule) -> list[str]:
+        """Apply ``schedule``'s entries at their steps on this rank (call it on every rank
+        with the same schedule, e.g. from the config every rank composes); rank 0 records
+        them. The problems of entries that cannot apply (see
+        :meth:`HotKernel.load_schedule <hotcb.kernel.HotKernel.load_schedule>`)."""
+        if self._leader is not None:
+            return self._leader.load_schedule(schedule)
+        return self.schedule.load(schedule)
+
+    def _run_schedule(self, env: Env, events: Sequence[str]) -> None:
+        """The ops due now, applied on this rank (every rank reaches the same step)."""
+        if self._leader is not None:
+            self._leader.run_schedule(env, events)
+            return
+        now, _missed = self.schedule.take(env.get("step"), events[0] if events else None)
+        for due in now:
+            self.submit(due.op, source=due.source, env=env)
+
+    def submit(
+        self,
+        op: Op,
+        *,
+        source: str = "config",
+        env: Env | None = None,
+        event: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> LedgerEntry:
         """Apply ``op`` on this rank now (call it on every rank with the same op, e.g. the
         initial set from config) and return its ledger entry. Rank 0 records it; on another
         rank the entry is what rank 0 would record, not written anywhere (``seq`` 0), and a
         failure is reported with its rank at the next sync point."""
         env = env if env is not None else {"step": 0}
-        extra = {"world_size": self.world_size}
+        extra = {**(extra or {}), "world_size": self.world_size}
         if self._leader is not None:
-            return self._leader.submit(op, source=source, env=env, extra=extra)
+            return self._leader.submit(op, source=source, env=env, event=event, extra=extra)
         result = self._apply_here(op, env)
         if result.decision == "failed":
             self._report_failure(op, result.error, env, source)
@@ -358,6 +393,8 @@ class DistributedHotKernel:
         sha = message.get("sha256")
         if self._tmp is not None and sha is not None:
             capture_source(self._tmp, message["code"], sha)
+        if op.at_step is not None and not self._at_step(op, line, env, event):
+            return  # scheduled on every rank (or refused: its step passed)
         if self._leader is not None:
             decision, error = self._leader_apply(line, op, message, sha, env, event)
         else:
@@ -374,6 +411,18 @@ class DistributedHotKernel:
                 f"[hotcb] rank {self.rank}/{self.world_size} step {env.get('step')}: "
                 f"{what} {op.id} {decision}" + (f" ({error})" if error else ""),
             )
+
+    def _at_step(self, op: Op, line: CommandLine | None, env: Env, event: str | None) -> bool:
+        """An ``--at-step`` op reached every rank at this sync point: True to apply it now,
+        else each rank schedules it (rank 0 records that, or the refusal)."""
+        if self._leader is not None:
+            return self._leader._at_step(op, env, event, line)
+        step = env.get("step")
+        if isinstance(step, int) and op.at_step == step:
+            return True
+        if isinstance(step, int) and op.at_step is not None and op.at_step > step:
+            self.schedule.add(op, op.at_step)
+        return False
 
     def _leader_apply(
         self,
@@ -545,22 +594,24 @@ class DistributedHotKernel:
             "callbacks": self.controller.status(),
         }
 
-    def close(self) -> None:
+    def close(self) -> list[LedgerEntry]:
         """Close this rank's callbacks (rank 0 also writes the final state). No collective:
-        ranks may end at different moments."""
+        ranks may end at different moments. Rank 0 returns what
+        :meth:`HotKernel.close <hotcb.kernel.HotKernel.close>` returns (the schedule
+        entries missed under ``strict``), the other ranks an empty list."""
         if self._closed:
-            return
+            return []
         self._closed = True
         if self._pending is not None:  # every rank started it: it completes
             with contextlib.suppress(Exception):
                 self._pending.work.wait()
             self._pending = None
         if self._leader is not None:
-            self._leader.close()
-        else:
-            self.controller.close()
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+            return self._leader.close()
+        self.controller.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        return []
 
     def __enter__(self) -> DistributedHotKernel:
         return self

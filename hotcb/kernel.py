@@ -55,8 +55,10 @@ from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.module import CallbackModule
 from hotcb.ops import DEFAULT_MODULE, CommandError, Op, register_ops
 from hotcb.recorder import EntryRecorder, op_payload
+from hotcb.replay import Due, ScheduleRunner
 from hotcb.rundir import RunDir
 from hotcb.runlock import RunDirLock
+from hotcb.schedule import Schedule
 from hotcb.state import HOSTNAME, STATE_VERSION, write_state
 from hotcb.stream import CommandLine
 from hotcb.trust import check_control_file, check_run_dir
@@ -85,6 +87,7 @@ _KERNEL_STATE_KEYS = frozenset(
         "world_size",
         "sync_every",
         "freeze",
+        "schedule",
     }
 )
 
@@ -126,7 +129,11 @@ class Kernel(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
-    def close(self) -> None: ...
+    def load_schedule(self, schedule: Schedule) -> list[str]:
+        """Apply ``schedule``'s entries when their steps come; the problems found."""
+        ...
+
+    def close(self) -> list[LedgerEntry]: ...
 
 
 class HotKernel:
@@ -255,6 +262,11 @@ class HotKernel:
         self._closed = False
         self._started = time.time()
         self.resumed = False
+        #: the ops due at later steps (the config's schedule, ``--at-step`` commands)
+        self.schedule = ScheduleRunner()
+        self._scheduling = False
+        #: the failed entries of schedule entries missed under ``strict`` (close returns them)
+        self._missed_failed: list[LedgerEntry] = []
         offset, lineno, mark = 0, 0, None
         if resume and refused_ledger is None:
             offset, lineno, mark = self._replay()
@@ -308,6 +320,127 @@ class HotKernel:
             self._poll(env, events)
         self._dispatch(env, events)
 
+    def _apply_scheduled(self, env: Env, events: Sequence[str]) -> None:
+        """``apply`` while scheduled ops are pending (see :meth:`load_schedule`): the same,
+        after applying the ops due at this step and event."""
+        self._env = env
+        step = env.get("step")
+        if step is not None and step >= self.schedule.next_due:
+            self.run_schedule(env, events)
+        if monotonic() >= self._next_poll:
+            self._poll(env, events)
+        self._dispatch(env, events)
+
+    # -- the schedule -----------------------------------------------------------------
+
+    def load_schedule(self, schedule: Schedule) -> list[str]:
+        """Apply the entries of ``schedule`` when the loop reaches their (step, event),
+        recorded with ``source: schedule`` (see :mod:`hotcb.replay`). Returns the problems
+        of entries that cannot apply (left out). ``apply`` costs one more comparison while
+        an entry is pending, nothing once none is."""
+        problems = self.schedule.load(schedule)
+        self._scheduling = True
+        self._arm()
+        self._changed = True
+        return problems
+
+    def _arm(self) -> None:
+        # an idle run without pending ops keeps the plain `apply`: no cost on the hot path
+        if self.schedule.pending:
+            self.__dict__["apply"] = self._apply_scheduled
+        else:
+            self.__dict__.pop("apply", None)
+
+    def run_schedule(self, env: Env, events: Sequence[str]) -> None:
+        """Apply the ops due at this safe point; record the ones whose step passed."""
+        event = events[0] if events else None
+        self._env = env
+        now, missed = self.schedule.take(env.get("step"), event)
+        for due in now:
+            extra = {"schedule_key": due.key} if due.key is not None else None
+            self.submit(due.op, source=due.source, env=env, event=event, extra=extra)
+        for due, reason in missed:
+            self._record_missed(due, reason, env, event)
+        self._arm()
+
+    def _record_missed(
+        self, due: Due, reason: str, env: Env | None, event: str | None, *, closing: bool = False
+    ) -> LedgerEntry | None:
+        """Record an op the run did not apply at its step: ``failed`` under the ``strict``
+        policy and for an ``--at-step`` command reached late, else ``ignored`` (an entry
+        of a ``best_effort`` schedule the run never reached is only counted in the log)."""
+        self.schedule.note_missed(due, reason)
+        self._changed = True
+        cli = due.key is None
+        strict = self.schedule.policy == "strict"
+        if not cli and not strict and closing:
+            return None
+        decision = "failed" if strict or (cli and not closing) else "ignored"
+        payload = op_payload(due.op, OpResult(decision), {"scheduled_step": due.step})
+        if due.key is not None:
+            payload["schedule_key"] = due.key
+        if decision == "failed":
+            log.error("hotcb: scheduled %s %s missed: %s", due.op.op, due.op.id, reason)
+        entry = self.entries.record(
+            module=due.op.module,
+            op=due.op.op,
+            id=due.op.id,
+            source=due.source,
+            decision=decision,
+            error=reason,
+            payload=payload,
+            env=env,
+            event=event,
+        )
+        if decision == "failed" and not cli:
+            self._missed_failed.append(entry)
+        return entry
+
+    def _at_step(self, op: Op, env: Env, event: str | None, line: CommandLine | None) -> bool:
+        """A command with ``at_step``: True to apply it now (its step is this one), else
+        it is scheduled (or refused: the step passed) and recorded as such."""
+        step = env.get("step")
+        at = op.at_step
+        assert at is not None
+        if isinstance(step, int) and at == step:
+            return True
+        if not isinstance(step, int) or at < step:
+            why = (
+                f"step {at} already passed: the run is at step {step}"
+                if isinstance(step, int)
+                else "--at-step needs a loop that passes env['step']"
+            )
+            log.error("hotcb: %s %s refused: %s", op.op, op.id, why)
+            self.entries.record(
+                module=op.module,
+                op=op.op,
+                id=op.id,
+                source="external",
+                decision="failed",
+                error=why,
+                payload=op_payload(op, OpResult("failed")),
+                env=env,
+                event=event,
+                line=line,
+            )
+            return False
+        self.schedule.add(op, at)
+        self._scheduling = True
+        self._changed = True
+        self.entries.record(
+            module="kernel",
+            op="schedule",
+            id=op.id,
+            source="external",
+            payload={"op": op.to_dict(), "at_step": at},
+            env=env,
+            event=event,
+            line=line,
+        )
+        log.info("hotcb: %s %s scheduled at step %d", op.op, op.id, at)
+        self._arm()
+        return False
+
     # -- commands -------------------------------------------------------------------
 
     def _poll(self, env: Env, events: Sequence[str]) -> None:
@@ -315,6 +448,10 @@ class HotKernel:
         self._next_poll = now + self.poll_interval
         event = events[0] if events else None
         for command in self.read_commands(env, event):
+            if command.op.at_step is not None and not self._at_step(
+                command.op, env, event, command.line
+            ):
+                continue
             self.submit(command.op, source="external", env=env, event=event, line=command.line)
         if self._desired is not None:
             self._reconcile_desired(env, event)
@@ -642,6 +779,8 @@ class HotKernel:
         }
         for module in self.modules.values():
             snapshot[module.state_key] = module.status()
+        if self._scheduling:
+            snapshot["schedule"] = self.schedule.status()
         return snapshot
 
     def write_state(self) -> None:
@@ -659,14 +798,20 @@ class HotKernel:
                 log.warning("hotcb: the state file is written again (%s)", self.run_dir.state)
             self._state_error = None
 
-    def close(self) -> None:
-        """Write the final state, close every callback, leave the live-run registry."""
+    def close(self) -> list[LedgerEntry]:
+        """Write the final state, close every callback, leave the live-run registry.
+
+        Returns the ``failed`` ledger entries of the scheduled ops the run missed under the
+        ``strict`` policy (empty otherwise), so a script can fail the job:
+        ``sys.exit(1 if kernel.close() else 0)``. It never raises for them.
+        """
         if self._closed:
-            return
+            return []
         self._closed = True
         # the env of the last apply (a fresh dict per step or one reused): where the run ended
         self.entries.step = self._env.get("step", self.entries.step)
         self.entries.epoch = self._env.get("epoch", self.entries.epoch)
+        failed = self._close_schedule()
         try:
             self.write_state()
         finally:
@@ -687,6 +832,22 @@ class HotKernel:
                 self._registration = None
             self._lock.release()
             self._finalizer.detach()
+        return failed
+
+    def _close_schedule(self) -> list[LedgerEntry]:
+        """Record what the schedule never reached; the ``failed`` entries (strict)."""
+        remaining = self.schedule.remaining(self.entries.step)
+        self._arm()
+        skipped = 0
+        for due, reason in remaining:
+            if self._record_missed(due, reason, None, None, closing=True) is None:
+                skipped += 1
+        if skipped:
+            log.info(
+                "hotcb: %d scheduled ops were not reached before the run ended (best_effort)",
+                skipped,
+            )
+        return list(self._missed_failed)
 
     def __enter__(self) -> HotKernel:
         return self

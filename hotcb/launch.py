@@ -26,8 +26,10 @@ from typing import Any
 
 from hotcb.distributed import DistributedHotKernel, distributed_world
 from hotcb.errors import HotcbError
-from hotcb.hydra.hydrate import HydrationError, kernel_config, record_launch
+from hotcb.hydra.hydrate import HydrationError, kernel_config, record_launch, resolve_schedule
 from hotcb.kernel import HotKernel, Kernel
+from hotcb.replay import write_effective_schedule
+from hotcb.schedule import Schedule
 
 __all__ = ["kernel_from_config"]
 
@@ -66,6 +68,11 @@ def kernel_from_config(
         kernel = HotKernel(run_dir=config.run_dir, **settings)
     if kernel.rank == 0:
         record_launch(kernel.run_dir.path)
+    try:
+        schedule = resolve_schedule(config.schedule) if config.schedule.entries else None
+    except HydrationError:
+        kernel.close()
+        raise
     if kernel.resumed:
         log.info(
             "hotcb: resumed %s from its ledger; the config's callbacks were not re-applied",
@@ -85,4 +92,24 @@ def kernel_from_config(
         raise HydrationError.of(failures)
     for failure in failures:
         log.error("hotcb: %s", failure)
+    if schedule is not None:
+        _start_schedule(kernel, config.schedule, schedule, strict=strict)
     return kernel
+
+
+def _start_schedule(kernel: Kernel, written: Schedule, schedule: Schedule, *, strict: bool) -> None:
+    """Write the effective schedule (``written``, as the config spells it) into the run dir
+    and have the kernel apply it (``schedule``, its file targets resolved). An entry whose
+    op is invalid fails the start with ``strict``, else it is left out."""
+    if kernel.rank == 0:
+        try:
+            write_effective_schedule(kernel.run_dir.path, written)
+        except OSError as exc:
+            log.warning("hotcb: cannot write the effective schedule: %s", exc)
+    problems = kernel.load_schedule(schedule)
+    if problems and strict:
+        kernel.close()
+        raise HydrationError("; ".join(problems), key="hotcb.schedule")
+    for problem in problems:
+        log.error("hotcb: %s (left out)", problem)
+    log.info("hotcb: %d scheduled ops (policy %s)", len(schedule), schedule.policy)

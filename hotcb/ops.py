@@ -66,7 +66,7 @@ MAX_DEPTH = 32
 # Names are checked with fullmatch: `$` would also accept a trailing newline.
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled"})
+_COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled", "at_step"})
 
 
 class CommandError(HotcbError, ValueError):
@@ -330,6 +330,9 @@ class Op:
     Which fields an op carries is its module's :class:`OpSpec`. For ``cb``: ``load``
     carries ``target`` (and optional ``init``, ``params``, ``enabled``); ``set`` carries
     ``params``; ``enable`` / ``disable`` / ``unload`` carry only ``id``.
+
+    ``at_step`` (any op of any module): apply it when the run reaches that step instead of
+    at the next safe point (``hotcb cb ... --at-step N``; see docs/replay.md).
     """
 
     op: str
@@ -339,6 +342,7 @@ class Op:
     target: CallbackTarget | None = None
     init: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool | None = None
+    at_step: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to the command stream (empty fields omitted)."""
@@ -351,6 +355,8 @@ class Op:
             out["params"] = dict(self.params)
         if self.enabled is not None:
             out["enabled"] = self.enabled
+        if self.at_step is not None:
+            out["at_step"] = self.at_step
         return out
 
     @classmethod
@@ -397,8 +403,20 @@ class Op:
         given = [k for k, v in (("target", raw_target), ("init", init), ("params", params)) if v]
         spec.check(cb_id, [*given, "enabled"] if enabled is not None else given)
         target = CallbackTarget.from_dict(raw_target) if raw_target else None
+        at_step = data.get("at_step")
+        if at_step is not None and (
+            isinstance(at_step, bool) or not isinstance(at_step, int) or at_step < 0
+        ):
+            raise CommandError(f"'at_step' must be a step number >= 0, got {at_step!r}")
         return cls(
-            op=op, id=cb_id, module=module, params=params, target=target, init=init, enabled=enabled
+            op=op,
+            id=cb_id,
+            module=module,
+            params=params,
+            target=target,
+            init=init,
+            enabled=enabled,
+            at_step=at_step,
         )
 
 

@@ -26,6 +26,28 @@ __all__ = ["cb"]
 _FORCE_HELP = "Queue even if ID is not in the run's state."
 _JSON_HELP = "Print the queued command as JSON."
 
+#: ``--at-step N`` on every ``hotcb cb`` change command (see docs/replay.md).
+at_step_option = click.option(
+    "--at-step",
+    "at_step",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Apply it when the run reaches step N, not at its next safe point.",
+)
+
+
+def _at_step(selection: RunSelection, data: dict[str, Any], at_step: int | None) -> None:
+    """Add ``at_step`` to the command; refuse a step the run (its state file) has passed."""
+    if at_step is None:
+        return
+    if selection.sweep_dir() is None:
+        state = read_state(selection.run_dir(read_only=False).state) or {}
+        step = state.get("step")
+        if isinstance(step, int) and not isinstance(step, bool) and at_step < step:
+            fail(f"step {at_step} already passed: the run is at step {step}; nothing was queued")
+    data["at_step"] = at_step
+
 
 @click.group(cls=HotcbGroup)
 def cb() -> None:
@@ -110,6 +132,7 @@ def _check_target(selection: RunSelection, target: dict[str, str]) -> str:
     "(the reserved init key _timeout_; see docs/reliability.md).",
 )
 @click.option("--disabled", is_flag=True, help="Load it but leave it disabled.")
+@at_step_option
 @click.option(
     "--force",
     is_flag=True,
@@ -127,6 +150,7 @@ def cb_load(
     params: tuple[str, ...],
     timeout: float | None,
     disabled: bool,
+    at_step: int | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -167,6 +191,7 @@ def cb_load(
         data.setdefault("init", {})[TIMEOUT_KEY] = timeout
     if disabled:
         data["enabled"] = False
+    _at_step(selection, data, at_step)
     send(selection, data, as_json, note=note)
 
 
@@ -175,6 +200,7 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
     @click.argument("cb_id", metavar="ID")
     @click.argument("assignments", nargs=-1, metavar="K=V...")
     @click.option("--force", is_flag=True, help=_FORCE_HELP)
+    @at_step_option
     @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
     @pass_selection
     def command(
@@ -182,6 +208,7 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
         cb_id: str,
         assignments: tuple[str, ...],
         force: bool,
+        at_step: int | None,
         as_json: bool,
     ) -> None:
         if not assignments:
@@ -189,6 +216,7 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
         from hotcb.cli.queue import send
 
         data = {"op": "set", "id": cb_id, "params": _assignments(assignments, "set")}
+        _at_step(selection, data, at_step)
         send(selection, data, as_json, check_id=cb_id, force=force)
 
 
@@ -196,12 +224,17 @@ def _simple_command(op: str, doc: str) -> None:
     @cb.command(op, help=doc)
     @click.argument("cb_id", metavar="ID")
     @click.option("--force", is_flag=True, help=_FORCE_HELP)
+    @at_step_option
     @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
     @pass_selection
-    def command(selection: RunSelection, cb_id: str, force: bool, as_json: bool) -> None:
+    def command(
+        selection: RunSelection, cb_id: str, force: bool, at_step: int | None, as_json: bool
+    ) -> None:
         from hotcb.cli.queue import send
 
-        send(selection, {"op": op, "id": cb_id}, as_json, check_id=cb_id, force=force)
+        data: dict[str, Any] = {"op": op, "id": cb_id}
+        _at_step(selection, data, at_step)
+        send(selection, data, as_json, check_id=cb_id, force=force)
 
 
 _set_command(

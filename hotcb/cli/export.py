@@ -36,14 +36,26 @@ __all__ = ["export_config"]
     help="Overwrite the file if it exists (--out FILE, or --name's option).",
 )
 @click.option(
+    "--schedule",
+    is_flag=True,
+    help="Also write the run's trajectory (every op at its step) as a hotcb/schedule option; "
+    "the next command replays it.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help="Print {changed, message, path, next_command, problem, text} as JSON.",
+    help="Print {changed, message, path, next_command, problem, text, schedule_path} as JSON.",
 )
 @pass_selection
 def export_config(
-    selection: RunSelection, name: str | None, out: str | None, fmt: str, force: bool, as_json: bool
+    selection: RunSelection,
+    name: str | None,
+    out: str | None,
+    fmt: str,
+    force: bool,
+    schedule: bool,
+    as_json: bool,
 ) -> None:
     """Turn the run's live changes into Hydra config for the next run.
 
@@ -60,7 +72,7 @@ def export_config(
     from hotcb.hydra.export import export_config as do_export
 
     try:
-        result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force)
+        result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force, schedule=schedule)
     except ExportError as exc:
         raise UserError.from_error(exc) from None
     if as_json:
@@ -73,6 +85,7 @@ def export_config(
                     "next_command": result.next_command,
                     "problem": result.problem,
                     "text": result.text,
+                    "schedule_path": str(result.schedule_path) if result.schedule_path else None,
                 }
             )
         )
@@ -84,6 +97,8 @@ def export_config(
         click.echo(result.text)
         return
     click.echo(f"wrote {result.path}")
+    if result.schedule_path:
+        click.echo(f"wrote {result.schedule_path} ({result.schedule_entries} scheduled ops)")
     if result.next_command:
         click.echo(f"next run: {result.next_command}")
     elif result.problem:

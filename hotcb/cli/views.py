@@ -92,6 +92,8 @@ def status(selection: RunSelection, as_json: bool) -> None:
         }
         if warnings:
             shown["warnings"] = warnings
+        if state.get("schedule"):
+            shown["schedule"] = state["schedule"]
         click.echo(json.dumps(shown, indent=2))
         return
     for warning in warnings:
@@ -107,6 +109,7 @@ def status(selection: RunSelection, as_json: bool) -> None:
     pending = _pending(rd, read.entries)
     if pending:
         click.echo(f"{pending} command(s) queued, not applied yet")
+    _echo_schedule(state.get("schedule"))
     if not callbacks:
         click.echo("no callbacks loaded")
         return
@@ -124,6 +127,34 @@ def status(selection: RunSelection, as_json: bool) -> None:
             )
         )
     _echo_table(rows)
+
+
+def _describe_due(due: Mapping[str, Any]) -> str:
+    params = " ".join(f"{k}={json.dumps(v)}" for k, v in (due.get("params") or {}).items())
+    event = due.get("event")
+    at = f"step {due.get('step')}" + (f" {event}" if event and event != "*" else "")
+    key = f" [{due['key']}]" if due.get("key") else ""
+    return f"{at}: {due.get('op')} {due.get('id')}{' ' + params if params else ''}{key}"
+
+
+def _echo_schedule(schedule: Any) -> None:
+    """The scheduled ops still to come, and those the run missed (``hotcb.state.json``)."""
+    if not isinstance(schedule, Mapping):
+        return
+    pending, missed = schedule.get("pending") or [], schedule.get("missed") or []
+    count, missed_count = schedule.get("pending_count", 0), schedule.get("missed_count", 0)
+    if count:
+        click.echo(f"{count} scheduled op(s) pending (policy {schedule.get('policy')}):")
+        for due in pending:
+            click.echo(f"  {_describe_due(due)}")
+        if count > len(pending):
+            click.echo(f"  ... and {count - len(pending)} more")
+    if missed_count:
+        click.echo(f"{missed_count} scheduled op(s) missed:")
+        for due in missed:
+            click.echo(f"  {_describe_due(due)}: {due.get('reason')}")
+        if missed_count > len(missed):
+            click.echo(f"  ... and {missed_count - len(missed)} more")
 
 
 def _stuck_calls(rd: RunDir, state: dict[str, Any], live: bool) -> list[StuckCall]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -171,11 +171,13 @@ def _node(
     params: Mapping[str, Any],
     enabled: bool,
     init_keys: Any = None,
+    source_path: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """A callback's config node: constructor kwargs at the top, the other hot params under
     ``_set_`` (``init_keys``: the constructor kwargs, as the run recorded them; None: all)."""
     if target.get("kind") == "python_file" and sha256:
-        target = {**target, "path": str(run.source_file(sha256))}
+        path = source_path(sha256) if source_path is not None else str(run.source_file(sha256))
+        target = {**target, "path": path}
     node: dict[str, Any] = {"_target_": target_string(target)}
     hot: dict[str, Any] = {}
     for key, value in params.items():
@@ -228,8 +230,12 @@ def baseline_nodes(
     return nodes
 
 
-def final_nodes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """The callback nodes the run ended with (or has now, if it is live)."""
+def final_nodes(
+    run_dir: str | Path, *, source_path: Callable[[str], str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The callback nodes the run ended with (or has now, if it is live). ``source_path``:
+    the path a ``.py`` callback's node names for its captured source, given its sha256
+    (default: the capture in the run dir)."""
     run = RunDir(run_dir)
     state = read_state(run.state)
     if state is None:
@@ -245,6 +251,7 @@ def final_nodes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             rec.get("params") or {},
             bool(rec.get("enabled", True)),
             rec.get("init_keys"),
+            source_path,
         )
     return out
 

@@ -9,9 +9,18 @@ Two forms:
 * ``fmt="overrides"``: the override deltas (see :mod:`hotcb.hydra.deltas`) on one
   shell-quoted line, to paste after the original command.
 
-A callback loaded from a ``.py`` file exports as its captured source,
-``<run_dir>/hotcb.sources/<sha256>.py:Symbol``: the next run loads the same bytes (the
-loader checks the sha256 in the name).
+A callback loaded from a ``.py`` file exports as its captured source: in the group form
+copied to ``<config dir>/hotcb/sources/<sha256>.py`` and named
+``config://hotcb/sources/<sha256>.py:Symbol`` (relative to the config dir, so ``git add
+conf/`` carries it and a clone of the app at another path loads it; see
+:mod:`hotcb.hydra.portable`), otherwise ``<run_dir>/hotcb.sources/<sha256>.py:Symbol``.
+The next run loads the same bytes (the loader checks the sha256 in the name).
+
+``schedule=True`` (``--schedule``, group form only) also writes the run's trajectory, every
+op applied during the run at its step and event, as the option
+``<config dir>/hotcb/schedule/<name>.yaml`` (see :mod:`hotcb.schedule`); the next command
+is then the run's own command plus ``+hotcb/schedule=<name>``, which replays it.
+
 
 The export is a new file, mode 0600 (directories it creates 0700) whatever the umask; an
 existing file is overwritten only with ``force``. The group form reads where to write and
@@ -26,7 +35,7 @@ import os
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +45,10 @@ from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final_nodes
 from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
+from hotcb.hydra.portable import SourceCopier, SourceCopyError
+from hotcb.ledger import read_ledger
 from hotcb.rundir import RunDir, read_launch
+from hotcb.schedule import Schedule, schedule_from_ledger
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
@@ -71,6 +83,9 @@ class ExportResult:
     changed: bool = True
     #: Why there is no next command (None when there is one, or none was asked for).
     problem: str | None = None
+    #: The schedule option written (``schedule=True``), and how many entries it has.
+    schedule_path: Path | None = None
+    schedule_entries: int = 0
 
 
 def _trusted(path: Path) -> Path:
@@ -116,6 +131,18 @@ def _config_dir(run: RunDir, launch: dict[str, Any], hydra: dict[str, Any]) -> P
     )
 
 
+def _own_config_dir(run: RunDir) -> Path:
+    """The config dir of the user's own run (another user's run is refused)."""
+    owner = foreign_owner(run.path)
+    if owner is not None:
+        raise ExportError(
+            f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
+            "config dir its files name (and printing the script it ran) is refused; "
+            "read it with --format overrides, or write it to a file you choose with --out FILE"
+        )
+    return _config_dir(run, _launch(run), _hydra_doc(run))
+
+
 def _default_name(run: RunDir) -> str:
     raw = f"{run.path.parent.name}_{run.path.name}"
     name = re.sub(r"[^A-Za-z0-9_]+", "_", raw).strip("_")
@@ -144,40 +171,51 @@ def export_config(
     out: str | os.PathLike[str] | None = None,
     fmt: str = "group",
     force: bool = False,
+    schedule: bool = False,
 ) -> ExportResult:
     """Export the run in ``run_dir``; see the module docstring. Raises :class:`ExportError`.
 
     ``force``: overwrite the file if it exists (else that is an error). A run that ended
     with the callbacks it started with exports nothing (``changed`` is False).
+    ``schedule``: also write the run's trajectory as a ``hotcb/schedule`` option (group
+    form, no ``out``).
     """
     run = RunDir(run_dir)
     if fmt not in ("group", "overrides"):
         raise ExportError(f"unknown format {fmt!r}: use group or overrides")
+    if schedule and (fmt != "group" or out is not None):
+        raise ExportError(
+            "--schedule writes a hotcb/schedule option into the app's config dir: "
+            "use it without --out and --format overrides"
+        )
     try:
-        nodes = final_nodes(run.path)
-        deltas = compute_deltas(baseline_nodes(run.path), nodes)
+        deltas = compute_deltas(baseline_nodes(run.path), final_nodes(run.path))
     except DeltaError as exc:
         raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
         raise ExportError(f"invalid name {name!r}: use letters, digits, '_' or '-'")
-    if not deltas:
+    if not deltas and not schedule:
         return ExportResult(path=None, text="", next_command=None, changed=False)
     if fmt == "overrides":
         line = " ".join(shlex.quote(d) for d in deltas)
         return ExportResult(path=None, text=line, next_command=None)
-    text = _option_text(run, nodes)
     if out is not None:
+        text = _option_text(run, final_nodes(run.path))
         path = Path(out).expanduser().absolute()  # a symlink there is replaced, not followed
         _write_new(path, text.encode("utf-8"), force=force)
         return ExportResult(path=path, text=text, next_command=None)
-    owner = foreign_owner(run.path)
-    if owner is not None:
-        raise ExportError(
-            f"run dir {run.path} belongs to {owner}, not to you: exporting it into the "
-            "config dir its files name (and printing the script it ran) is refused; "
-            "read it with --format overrides, or write it to a file you choose with --out FILE"
-        )
-    return _export_option(run, name or _default_name(run), nodes, text, force)
+    copier = SourceCopier(run.path, lambda: _own_config_dir(run))
+    try:
+        nodes = final_nodes(run.path, source_path=copier)
+    except (DeltaError, SourceCopyError) as exc:
+        raise ExportError.from_error(exc) from None
+    _own_config_dir(run)  # refuses another user's run before anything is written
+    option = name or _default_name(run)
+    trajectory = _trajectory(run, copier) if schedule else None
+    result = _export_option(run, option, nodes, _option_text(run, nodes), force)
+    if trajectory is not None:
+        return _export_schedule(run, trajectory, option, result, force=force)
+    return result
 
 
 def _option_text(run: RunDir, nodes: dict[str, Any], command: str | None = None) -> str:
@@ -249,3 +287,74 @@ def _write_new(path: Path, data: bytes, *, force: bool) -> None:
         raise ExportError("already exists; pass --force to overwrite it", path=path) from None
     except OSError as exc:
         raise ExportError(f"cannot write it: {exc.strerror or exc}", path=path) from None
+
+
+def _trajectory(run: RunDir, copier: SourceCopier) -> Schedule:
+    """The run's trajectory, every op applied during the run at its step and event (its
+    ``.py`` sources copied beside the option). Raises :class:`ExportError` if it is empty."""
+    try:
+        trajectory = schedule_from_ledger(
+            read_ledger(_trusted(run.ledger)).entries,
+            source=lambda sha, target: {**target, "path": copier(sha)},
+        )
+    except SourceCopyError as exc:
+        raise ExportError.from_error(exc) from None
+    if not trajectory.entries:
+        raise ExportError(
+            "no op was applied during the run (only its starting config): nothing to "
+            "replay; export without --schedule",
+            path=run.ledger,
+        )
+    return trajectory
+
+
+def _export_schedule(
+    run: RunDir, trajectory: Schedule, option: str, written: ExportResult, *, force: bool
+) -> ExportResult:
+    """Write the run's trajectory as ``hotcb/schedule/<option>`` (beside the callbacks
+    option ``written``); the next command replays it from the run's own starting config."""
+    path = _own_config_dir(run) / "hotcb" / "schedule" / f"{option}.yaml"
+    command = _replay_command(run, _launch(run), option)
+    header = [
+        "# @package hotcb.schedule",
+        f"# The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
+        "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
+        "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
+    ]
+    if command:
+        header.append(f"# Replay: {command}")
+    body = yaml.safe_dump(trajectory.to_config(), sort_keys=False, default_flow_style=False)
+    _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
+    return replace(
+        written, next_command=command, schedule_path=path, schedule_entries=len(trajectory)
+    )
+
+
+_SCHEDULE_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb([./]schedule\b|\.schedule\.)")
+_RUN_DIR_OVERRIDE = re.compile(r"^(\+\+|\+)?hydra\.(run|sweep)\.dir=")
+
+
+def _replay_command(run: RunDir, launch: dict[str, Any], option: str) -> str | None:
+    """The run's own command (its overrides, but not its run dir nor an earlier schedule)
+    plus ``hotcb/schedule=<option>`` (with ``+`` unless the app's defaults list has the
+    group)."""
+    script = _script(launch)
+    if script is None:
+        return None
+    kept = [
+        o
+        for o in launch.get("overrides") or []
+        if not _SCHEDULE_OVERRIDE.match(o) and not _RUN_DIR_OVERRIDE.match(o)
+    ]
+    plus = "" if _has_schedule_default(run) else "+"
+    parts = ["python", script, *kept, f"{plus}hotcb/schedule={option}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _has_schedule_default(run: RunDir) -> bool:
+    """True if the run's defaults list chose a ``hotcb/schedule`` option itself."""
+    hydra = _hydra_doc(run)
+    choices = (hydra.get("runtime") or {}).get("choices")
+    overrides = (hydra.get("overrides") or {}).get("task") or []
+    chosen_here = any(str(o).startswith("+hotcb/schedule=") for o in overrides)
+    return isinstance(choices, dict) and "hotcb/schedule" in choices and not chosen_here

@@ -15,6 +15,10 @@ Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
           _enabled_: false                         # loaded, but disabled
           _set_: {armed: true}                     # hot params set_params takes, __init__ not
 
+A file target may start with ``config://``: relative to the app's primary config dir
+(``config://hotcb/sources/<sha256>.py:FeatureViz``, what ``hotcb export-config`` writes), so
+the option and the source it loads travel together with ``git add conf/``.
+
 Other keys are constructor kwargs, checked against the constructor's signature; those under
 ``_set_`` go through ``set_params`` right after construction (recorded with the load).
 Kernel settings may sit beside ``callbacks``: ``poll_interval``, ``auto_disable_on_error``,
@@ -35,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -50,28 +55,35 @@ from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.freeze import parse_freeze
 from hotcb.ops import CallbackTarget, CommandError, Op, check_id
+from hotcb.replay import effective_schedule
 from hotcb.rundir import LAUNCH_FILE
+from hotcb.schedule import Schedule
 
 if TYPE_CHECKING:
     from hotcb.kernel import Kernel
 
 __all__ = [
+    "CONFIG_SCHEME",
     "ENABLED_KEY",
     "KERNEL_KEYS",
     "SET_KEY",
     "HydrationError",
     "KernelConfig",
+    "app_config_dir",
     "callback_nodes",
     "kernel_config",
     "kernel_from_config",
     "ops_from_config",
     "parse_target",
     "record_launch",
+    "resolve_schedule",
     "target_string",
 ]
 
 log = logging.getLogger("hotcb")
 
+#: A file path relative to the app's primary config dir: ``config://hotcb/sources/<sha>.py``.
+CONFIG_SCHEME = "config://"
 #: Reserved node key: ``_enabled_: false`` keeps a callback loaded but disabled.
 ENABLED_KEY = "_enabled_"
 #: Reserved node key: ``_set_: {name: value}`` are hot params that are not constructor
@@ -105,13 +117,22 @@ class HydrationError(HotcbError, ValueError):
         return cls("; ".join(str(p) for p in problems))
 
 
-def parse_target(value: str, *, base_dir: str | os.PathLike[str] | None = None) -> CallbackTarget:
-    """``a.b.C`` -> module target; ``path/to/file.py:C`` -> python_file target.
+def parse_target(
+    value: str,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> CallbackTarget:
+    """``a.b.C`` -> module target; ``path/to/file.py:C`` -> python_file target (a relative
+    path is relative to ``base_dir``, one starting ``config://`` to ``config_dir``,
+    default :func:`app_config_dir`).
 
     >>> parse_target("hotcb.modules.cb.callbacks.timing.TimingCallback").to_dict()
     {'kind': 'module', 'path': 'hotcb.modules.cb.callbacks.timing', 'symbol': 'TimingCallback'}
     >>> parse_target("viz.py:FeatureViz", base_dir="/work").to_dict()
     {'kind': 'python_file', 'path': '/work/viz.py', 'symbol': 'FeatureViz'}
+    >>> parse_target("config://hotcb/sources/a.py:V", config_dir="/app/conf").path
+    '/app/conf/hotcb/sources/a.py'
     """
     if not isinstance(value, str) or not value:
         raise HydrationError(f"_target_ must be a non-empty string, got {value!r}")
@@ -119,14 +140,74 @@ def parse_target(value: str, *, base_dir: str | os.PathLike[str] | None = None) 
         path, _, symbol = value.rpartition(":")
         if not path.endswith(".py"):
             raise HydrationError("a file target is written path/to/file.py:Symbol", target=value)
-        file = Path(path).expanduser()
-        if not file.is_absolute():
-            file = Path(base_dir or os.getcwd()) / file
-        return CallbackTarget("python_file", os.path.normpath(file), symbol)
+        return CallbackTarget("python_file", file_path(path, base_dir, config_dir), symbol)
     module, _, symbol = value.rpartition(".")
     if not module:
         raise HydrationError("expected a dotted path like package.module.Class", target=value)
     return CallbackTarget("module", module, symbol)
+
+
+def app_config_dir() -> Path | None:
+    """The app's primary config dir (where its ``config.yaml`` is) under ``@hydra.main``
+    or Hydra's compose API; None outside Hydra or for a config in a package."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.provider == "main" and source.schema == "file":
+            return Path(source.path)
+    return None
+
+
+def file_path(
+    path: str,
+    base_dir: str | os.PathLike[str] | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """The absolute path of a ``.py`` target: ``config://...`` relative to ``config_dir``
+    (default :func:`app_config_dir`), another relative path to ``base_dir`` (default cwd).
+
+    >>> file_path("config://hotcb/sources/x.py", config_dir="/app/conf")
+    '/app/conf/hotcb/sources/x.py'
+    """
+    if path.startswith(CONFIG_SCHEME):
+        directory = config_dir if config_dir is not None else app_config_dir()
+        if directory is None:
+            raise HydrationError(
+                f"{path} is relative to the app's config dir, and there is none here: start "
+                "the run with @hydra.main (or the compose API) from a config dir on disk",
+                target=path,
+            )
+        rest = path.removeprefix(CONFIG_SCHEME)
+        if os.path.isabs(rest) or ".." in Path(rest).parts:
+            raise HydrationError(f"{path} must stay inside the config dir", target=path)
+        return os.path.normpath(Path(directory) / rest)
+    file = Path(path).expanduser()
+    if not file.is_absolute():
+        file = Path(base_dir or os.getcwd()) / file
+    return os.path.normpath(file)
+
+
+def resolve_schedule(
+    schedule: Schedule, *, base_dir: str | os.PathLike[str] | None = None
+) -> Schedule:
+    """``schedule`` with every file target made absolute (see :func:`file_path`), as the
+    kernel loads it. Raises :class:`HydrationError` naming the entry."""
+    base = base_dir if base_dir is not None else _original_cwd()
+    entries = {}
+    for key, entry in schedule.entries.items():
+        target = entry.target
+        if target is not None and target.get("kind") == "python_file":
+            path = target.get("path")
+            if isinstance(path, str) and path:
+                try:
+                    path = file_path(path, base)
+                except HydrationError as exc:
+                    raise exc.located(key=f"hotcb.schedule.{key}") from None
+                entry = entry.with_target({**target, "path": path})
+        entries[key] = entry
+    return dataclasses.replace(schedule, entries=entries)
 
 
 def target_string(target: CallbackTarget | Mapping[str, Any]) -> str:
@@ -168,13 +249,14 @@ def ops_from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None)
     if not isinstance(callbacks, Mapping):
         raise HydrationError("'hotcb.callbacks' must be a mapping of id -> callback node")
     base = base_dir if base_dir is not None else _original_cwd()
+    config_dir = app_config_dir()
     ops: list[Op] = []
     problems: list[HotcbError] = []
     for cb_id, node in callbacks.items():
         if node is None:
             continue  # e.g. hotcb.callbacks.timing=null: not loaded
         try:
-            ops.append(_op_from_node(str(cb_id), node, base))
+            ops.append(_op_from_node(str(cb_id), node, base, config_dir))
         except (HydrationError, CommandError) as exc:
             problems.append(exc.located(key=f"hotcb.callbacks.{cb_id}"))
     if problems:
@@ -182,7 +264,9 @@ def ops_from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None)
     return ops
 
 
-def _op_from_node(cb_id: str, node: Any, base_dir: str | os.PathLike[str]) -> Op:
+def _op_from_node(
+    cb_id: str, node: Any, base_dir: str | os.PathLike[str], config_dir: Path | None
+) -> Op:
     check_id(cb_id)
     if not isinstance(node, Mapping):
         raise HydrationError(f"expected a mapping with _target_, got {node!r}")
@@ -201,7 +285,7 @@ def _op_from_node(cb_id: str, node: Any, base_dir: str | os.PathLike[str]) -> Op
             f"right after construction), got {hot!r}"
         )
     init = {k: v for k, v in node.items() if k not in ("_target_", ENABLED_KEY, SET_KEY)}
-    target = parse_target(node["_target_"], base_dir=base_dir)
+    target = parse_target(node["_target_"], base_dir=base_dir, config_dir=config_dir)
     data = {"op": "load", "id": cb_id, "target": target.to_dict(), "init": init}
     return Op.from_dict({**data, "params": dict(hot or {}), "enabled": enabled})
 
@@ -269,6 +353,8 @@ class KernelConfig:
     run_dir: Path
     settings: dict[str, Any]
     ops: list[Op]
+    #: ``hotcb.schedule`` after the adjustments (its file targets as written)
+    schedule: Schedule = dataclasses.field(default_factory=Schedule)
 
 
 def kernel_config(
@@ -296,8 +382,12 @@ def kernel_config(
         except ValueError as exc:
             raise HydrationError(f"hotcb.freeze: {exc}") from None
     settings.update(kernel_kwargs)
+    try:
+        schedule = effective_schedule(Schedule.from_config(node.get("schedule")))
+    except CommandError as exc:
+        raise HydrationError.from_error(exc) from None
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
-    return KernelConfig(run_dir=directory, settings=settings, ops=ops)
+    return KernelConfig(run_dir=directory, settings=settings, ops=ops, schedule=schedule)
 
 
 def kernel_from_config(

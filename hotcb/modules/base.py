@@ -113,7 +113,7 @@ def op_from_entry(entry: LedgerEntry) -> Op | None:
     ...     op="set", id="hb", source="external", decision="applied",
     ...     payload={"params": {"every": 5}, "commands_inode": 7})
     >>> op_from_entry(entry)
-    Op(op='set', id='hb', module='cb', params={'every': 5}, target=None, init={}, enabled=None)
+    Op(op='set', id='hb', module='cb', params={'every': 5}, target=None, init={}, enabled=None, at_step=None)
     """
     table = module_ops(entry.module)
     spec = table.get(entry.op) if table is not None else None

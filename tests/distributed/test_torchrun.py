@@ -53,6 +53,13 @@ class Stopper:
 """
 
 
+SCHEDULED_LOAD = (
+    "+hotcb.schedule.s13_load_hb2={step: 13, event: train_step_end, op: load, id: hb2, "
+    "target: {kind: module, path: hotcb.modules.cb.callbacks.heartbeat, "
+    "symbol: HeartbeatCallback}, init: {every: 50}}"
+)
+
+
 def torchrun(
     spawn: Callable[..., Child], run_dir: Path, *overrides: str, home: Path | None = None
 ) -> Child:
@@ -141,6 +148,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             "steps=100000",
             "step_sleep=0.002",
             "hotcb.callbacks.heartbeat.every=100",
+            # a scheduled op (from the config both ranks compose) applies on each rank at
+            # its step, 13, which is not a sync point (sync_every=5): no communication
+            SCHEDULED_LOAD,
             home=home,
         )
         at_step(proc, run_dir, 210)  # heartbeats at 100 and 200, lr_monitor at 200
@@ -239,3 +249,14 @@ def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(first_run: FirstRu
     assert applied_once_on_both(out, "load stopper") <= end  # loaded live on both ranks
     state: dict[str, Any] = first_run.state
     assert state["closed"] and state["step"] == end
+
+
+@pytest.mark.slow(1)
+def test_a_scheduled_op_applies_on_both_ranks_at_its_step(first_run: FirstRun) -> None:
+    out, end = first_run.out, first_run.end
+    # hb2 was loaded by the schedule at step 13 on each rank: both beat every 50 from there
+    assert beats(out, 0, "hb2") == beats(out, 1, "hb2") == list(range(50, end + 1, 50))
+    replayed = [e for e in first_run.entries if e.source == "schedule"]
+    assert [(e.step, e.event, e.op, e.id) for e in replayed] == [
+        (13, "train_step_end", "load", "hb2")
+    ]
