@@ -29,9 +29,9 @@ INIT = ["--init", 'name="\\udce9"']  # YAML's escape for a lone surrogate
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    """A run dir (closed run) with heartbeat loaded."""
+    """A run dir (closed run) with heartbeat loaded live (so an export has a change)."""
     with HotKernel(run_dir=tmp_path / "run", poll_interval=0, register=False) as kernel:
-        kernel.submit(Op(op="load", id="heartbeat", target=HEARTBEAT))
+        kernel.submit(Op(op="load", id="heartbeat", target=HEARTBEAT), source="external")
     return tmp_path / "run"
 
 

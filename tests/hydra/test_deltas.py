@@ -107,3 +107,25 @@ def test_retargeted_callback_is_replaced_not_merged() -> None:
         {"v": {"_target_": "b.py:V", "every": 1}},
     )
     assert deltas == ["~hotcb.callbacks.v", "+hotcb.callbacks.v={_target_: 'b.py:V', every: 1}"]
+
+
+def test_hot_params_under_set_are_one_override_each_and_compose(tmp_path: Path) -> None:
+    baseline = {
+        "arm": {"_target_": "m.Arm", "every": 10, "_set_": {"x": 1}},
+        "hb": {"_target_": "m.Hb"},
+    }
+    final = {
+        "arm": {"_target_": "m.Arm", "every": 5, "_set_": {"x": 2, "armed": True}},
+        "hb": {"_target_": "m.Hb", "_set_": {"armed": False}},
+    }
+    deltas = compute_deltas(baseline, final)
+    assert deltas == [
+        "hotcb.callbacks.arm.every=5",
+        "hotcb.callbacks.arm._set_.x=2",
+        "+hotcb.callbacks.arm._set_.armed=true",
+        "+hotcb.callbacks.hb._set_.armed=false",  # Hydra makes the _set_ node too
+    ]
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml({"hotcb": {"callbacks": baseline}}))
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        composed = compose(config_name="config", overrides=deltas)
+    assert OmegaConf.to_container(composed)["hotcb"]["callbacks"] == final  # type: ignore[index]

@@ -135,3 +135,41 @@ def test_resumed_run_does_not_reapply_the_config(tmp_path: Path) -> None:
     loads = [e for e in read_ledger(tmp_path / "hotcb.applied.jsonl").entries if e.op == "load"]
     assert len(loads) == 1
     second.close()
+
+
+ARM = """
+class Arm:
+    def __init__(self, id="arm", every=10):
+        self.id, self.every, self.armed = id, every, False
+    def handle(self, event, env):
+        pass
+    def set_params(self, **kw):
+        self.every = kw.get("every", self.every)
+        self.armed = kw.get("armed", self.armed)
+"""
+
+
+def test_set_passes_hot_params_through_set_params_right_after_construction(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "arm.py").write_text(ARM)
+    node = {"_target_": f"{tmp_path}/arm.py:Arm", "every": 5, "_set_": {"armed": True}}
+    kernel = kernel_from_config(cfg({"arm": node}), run_dir=tmp_path / "run", register=False)
+    armed = kernel.callbacks.get("arm")
+    assert (armed.every, armed.armed) == (5, True)  # type: ignore[union-attr]
+    status = kernel.callbacks.status()["arm"]
+    assert (status["params"], status["init_keys"]) == ({"every": 5, "armed": True}, ["every"])
+    kernel.close()
+    (load,) = read_ledger(tmp_path / "run" / "hotcb.applied.jsonl").entries
+    assert (load.source, load.step, load.decision) == ("config", 0, "applied")
+    assert (load.payload["init"], load.payload["params"]) == ({"every": 5}, {"armed": True})
+    assert load.payload["init_keys"] == ["every"]
+
+
+def test_set_must_be_a_mapping() -> None:
+    with pytest.raises(HydrationError) as info:
+        ops_from_config(cfg({"hb": {"_target_": HEARTBEAT_CLASS, "_set_": 5}}))
+    assert str(info.value) == (
+        "hotcb.callbacks.hb: _set_ must be a mapping of name: value (hot params passed to "
+        "set_params right after construction), got 5"
+    )

@@ -80,7 +80,9 @@ def make_finished_run(tmp_path: Path) -> FinishedRun:
     conf.mkdir(parents=True)
     run = app / "outputs" / "2026-11-25" / "10-02-21"
     kernel = HotKernel(run_dir=run, register=False)
-    kernel.submit(Op(op="load", id="heartbeat", target=HEARTBEAT, init={"every": 7}))
+    kernel.submit(  # a live change: an export has something to write
+        Op(op="load", id="heartbeat", target=HEARTBEAT, init={"every": 7}), source="external"
+    )
     kernel.apply({"step": 3}, ["train_step_end"])
     kernel.close()
     (run / ".hydra").mkdir()
