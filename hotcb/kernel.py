@@ -14,7 +14,7 @@ Example:
     >>> import tempfile
     >>> from hotcb.stream import CommandStream
     >>> kernel = HotKernel(run_dir=tempfile.mkdtemp(), poll_interval=0, register=False)
-    >>> CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb",
+    >>> _ = CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb",
     ...     "target": {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat",
     ...                "symbol": "HeartbeatCallback"}, "init": {"every": 2}})
     >>> for step in range(1, 4):

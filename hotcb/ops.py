@@ -66,7 +66,9 @@ MAX_DEPTH = 32
 # Names are checked with fullmatch: `$` would also accept a trailing newline.
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled"})
+_COMMAND_KEYS = frozenset(
+    {"module", "op", "id", "params", "target", "init", "enabled", "undoes"}
+)
 
 
 class CommandError(HotcbError, ValueError):
@@ -339,6 +341,9 @@ class Op:
     target: CallbackTarget | None = None
     init: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool | None = None
+    #: ``hotcb undo``: the ledger ``seq`` of the change this op reverts (any module's op
+    #: may carry it; it is recorded in the entry's payload and changes nothing else)
+    undoes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to the command stream (empty fields omitted)."""
@@ -351,6 +356,8 @@ class Op:
             out["params"] = dict(self.params)
         if self.enabled is not None:
             out["enabled"] = self.enabled
+        if self.undoes is not None:
+            out["undoes"] = self.undoes
         return out
 
     @classmethod
@@ -393,12 +400,24 @@ class Op:
         enabled = data.get("enabled")
         if enabled is not None and not isinstance(enabled, bool):
             raise CommandError(f"'enabled' must be true or false, got {enabled!r}")
+        undoes = data.get("undoes")
+        if undoes is not None and (
+            not isinstance(undoes, int) or isinstance(undoes, bool) or undoes < 1
+        ):
+            raise CommandError(f"'undoes' must be a ledger seq (an integer >= 1), got {undoes!r}")
         raw_target = data.get("target")
         given = [k for k, v in (("target", raw_target), ("init", init), ("params", params)) if v]
         spec.check(cb_id, [*given, "enabled"] if enabled is not None else given)
         target = CallbackTarget.from_dict(raw_target) if raw_target else None
         return cls(
-            op=op, id=cb_id, module=module, params=params, target=target, init=init, enabled=enabled
+            op=op,
+            id=cb_id,
+            module=module,
+            params=params,
+            target=target,
+            init=init,
+            enabled=enabled,
+            undoes=undoes,
         )
 
 

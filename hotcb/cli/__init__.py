@@ -13,6 +13,9 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 :mod:`hotcb.cli.app`          the group, its errors, which run or sweep a command acts on
 :mod:`hotcb.cli.change`       ``cb load | set | enable | disable | unload``
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
+:mod:`hotcb.cli.answer`       waiting for the run's answer (``applied at step N``)
+:mod:`hotcb.cli.undo`         ``undo [N]``: revert the run's last changes exactly
+:mod:`hotcb.cli.dry_run`      ``--dry-run``: the override delta a command would add
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
 ============================  ===========================================================
@@ -31,11 +34,12 @@ from collections.abc import Sequence
 from hotcb.cli.app import cli
 from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
+from hotcb.cli.undo import undo
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, status, log, export_config, runs):
+for _command in (cb, undo, status, log, export_config, runs):
     cli.add_command(_command)
 
 
