@@ -66,9 +66,7 @@ MAX_DEPTH = 32
 # Names are checked with fullmatch: `$` would also accept a trailing newline.
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMAND_KEYS = frozenset(
-    {"module", "op", "id", "params", "target", "init", "enabled", "undoes"}
-)
+_COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled", "undoes"})
 
 
 class CommandError(HotcbError, ValueError):

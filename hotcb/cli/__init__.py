@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hotcb.cli.app import cli
+from hotcb.cli.app import accept_run_options, cli
 from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
 from hotcb.cli.undo import undo
@@ -41,6 +41,7 @@ __all__ = ["cli", "main"]
 
 for _command in (cb, undo, status, log, export_config, runs):
     cli.add_command(_command)
+accept_run_options(cli)  # `hotcb status --dir X` as well as `hotcb --dir X status`
 
 
 def main(argv: Sequence[str] | None = None) -> None:

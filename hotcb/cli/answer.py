@@ -138,7 +138,7 @@ def answer_options(*, timeout_option: bool = True) -> Callable[[F], F]:
         decorated: Any = command
         for option in options:
             decorated = option(decorated)
-        return decorated  # type: ignore[no-any-return]
+        return decorated
 
     return decorate
 

@@ -109,9 +109,7 @@ def inverse(entry: LedgerEntry) -> dict[str, Any]:
         data: dict[str, Any] = {"op": "set", "id": cb_id, "params": dict(previous)}
     elif entry.op in ("enable", "disable"):
         data = {"op": "disable" if entry.op == "enable" else "enable", "id": cb_id}
-    elif entry.op == "unload":
-        data = _load_of(cb_id, previous, seq)
-    elif payload.get("replaced"):
+    elif entry.op == "unload" or payload.get("replaced"):
         data = _load_of(cb_id, previous, seq)
     else:
         data = {"op": "unload", "id": cb_id}
