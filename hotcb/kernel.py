@@ -82,6 +82,7 @@ _KERNEL_STATE_KEYS = frozenset(
         "allowed_factories",
         "world_size",
         "sync_every",
+        "state_interval",
     }
 )
 
@@ -552,6 +553,7 @@ class HotKernel:
             "host": HOSTNAME,
             "started": self._started,
             "updated": time.time(),
+            "state_interval": self.state_interval,
             "closed": self._closed,
             "step": self.entries.step,
             "epoch": self.entries.epoch,

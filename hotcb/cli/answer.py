@@ -8,8 +8,8 @@ The CLI reads only the part of the ledger written after its append, a few times 
 second, until the entry is there or ``--timeout`` seconds have passed.
 
 No wait when it cannot be answered: a run that is not live (the command is queued for
-when a run starts in the dir), a run in this very process (it answers at its next
-``apply``, which cannot happen while this waits), or ``--no-wait``. A run that does not
+when a run starts in the dir), a run in this very process or one that started it (it
+answers at its next ``apply``, which cannot happen while this waits), or ``--no-wait``. A run that does not
 answer in time is described by :mod:`hotcb.cli.liveness_view`: stepping, stalled (a long
 validation) or dead.
 
@@ -255,14 +255,35 @@ def unwaited(run: RunDir, state: dict[str, Any] | None, options: AnswerOptions) 
     if not options.wait:
         return Answer("queued", where, note="--no-wait: not waiting for the run's answer")
     if _this_process(state):
-        note = "the run is this process: it applies it at its next safe point"
+        note = "the run is this process (or started it): it applies it at its next safe point"
         return Answer("queued", where, note=note, progress=progress)
     return None
 
 
 def _this_process(state: dict[str, Any] | None) -> bool:
+    """True if the run is this process or one of its ancestors (a training loop that runs
+    ``hotcb`` itself waits for it to end before it reaches its next safe point)."""
     state = state or {}
-    return state.get("pid") == os.getpid() and state.get("host") in (None, HOSTNAME)
+    if state.get("host") not in (None, HOSTNAME):
+        return False
+    return state.get("pid") in _ancestry()
+
+
+def _ancestry(depth: int = 32) -> set[int]:
+    """This process's pid and its parents' (Linux: from ``/proc``; elsewhere the parent)."""
+    pids = {os.getpid(), os.getppid()}
+    pid = os.getppid()
+    for _ in range(depth):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                data = fh.read()
+            pid = int(data[data.rfind(b")") + 2 :].split()[1])  # field 4: the parent
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+        pids.add(pid)
+    return pids
 
 
 def wait_for_answers(pending: Sequence[Pending], timeout: float) -> list[Answer]:

@@ -8,6 +8,8 @@ import json
 import click
 
 from hotcb.cli.app import RunSelection, UserError, pass_selection
+from hotcb.ledger import read_ledger
+from hotcb.rundir import RunDir
 
 __all__ = ["export_config"]
 
@@ -54,6 +56,7 @@ def export_config(
         result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force)
     except ExportError as exc:
         raise UserError.from_error(exc) from None
+    _warn_about_ledger(rd)
     if as_json:
         click.echo(
             json.dumps(
@@ -71,3 +74,14 @@ def export_config(
     click.echo(f"wrote {result.path}")
     if result.next_command:
         click.echo(f"next run: {result.next_command}")
+
+
+def _warn_about_ledger(rd: RunDir) -> None:
+    """Say on stderr what of the ledger the export skipped (a truncated last line, a line
+    that is not a valid entry), as ``status`` and ``log`` do."""
+    try:
+        read = read_ledger(rd.ledger)
+    except OSError:
+        return  # the export itself read it: a problem now is reported by the next command
+    for warning in read.warnings():
+        click.echo(f"hotcb: warning: {warning}", err=True)

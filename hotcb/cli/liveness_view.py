@@ -1,9 +1,9 @@
 """How a run is doing, in a few words: ``step 120, seen 0.4 s ago``, ``stalled 45 s``, dead.
 
 A live training process rewrites ``hotcb.state.json`` at least every ``state_interval``
-(1 s by default) while its loop calls ``apply``, with the step it is at and the time
-(``updated``). So the age of that write tells a run that is stepping from one that is
-*stalled* (its process runs, but its loop has not reached a safe point for a while: a long
+(1 s by default, recorded in the file) while its loop calls ``apply``, with the step it is
+at and the time (``updated``). So the age of that write tells a run that is stepping from
+one that is *stalled* (no write for :func:`stalled_after` seconds: (its process runs, but its loop has not reached a safe point for a while: a long
 validation, a checkpoint, a hang) and from one that is *dead* (its process is gone without
 closing: SIGKILL, OOM), which :mod:`hotcb.liveness` tells by pid and host.
 
@@ -28,10 +28,20 @@ from typing import Any
 
 from hotcb.state import is_live
 
-__all__ = ["STALLED_AFTER", "RunProgress", "format_age", "run_progress"]
+__all__ = ["RunProgress", "format_age", "run_progress", "stalled_after"]
 
-#: A live run whose state was last written longer ago than this (seconds) is stalled.
-STALLED_AFTER = 5.0
+
+def stalled_after(state: dict[str, Any]) -> float:
+    """After how many seconds without a state write a live run counts as stalled: three
+    of its ``state_interval`` s (1 s if the state does not say) and half a second.
+
+    >>> stalled_after({}), stalled_after({"state_interval": 0.1})
+    (3.5, 0.8)
+    """
+    interval = state.get("state_interval")
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:
+        interval = 1.0
+    return round(3 * float(interval) + 0.5, 3)
 
 
 def format_age(seconds: float) -> str:
@@ -60,11 +70,13 @@ class RunProgress:
     pid: int | None
     step: Any
     seen_ago: float | None
+    #: :func:`stalled_after` of its state
+    stalled_after: float = 3.5
 
     @property
     def stalled(self) -> bool:
-        """Live, but its loop has not written its state for over :data:`STALLED_AFTER` s."""
-        return self.live and self.seen_ago is not None and self.seen_ago > STALLED_AFTER
+        """Live, but its loop has not written its state for over :attr:`stalled_after` s."""
+        return self.live and self.seen_ago is not None and self.seen_ago > self.stalled_after
 
     @property
     def dead(self) -> bool:
@@ -105,4 +117,5 @@ def run_progress(state: dict[str, Any] | None, now: float | None = None) -> RunP
         pid=pid if isinstance(pid, int) else None,
         step=state.get("step"),
         seen_ago=seen,
+        stalled_after=stalled_after(state),
     )
