@@ -5,7 +5,7 @@
     hotcb cb set heartbeat every=50          # from another terminal, while it trains
     hotcb cb load grads --path hotcb.modules.cb.callbacks.grad_stats --symbol GradStatsCallback
 
-The run dir is ``lightning_logs/hotcb`` (or ``--run-dir``).
+The run dir is ``lightning_logs/version_N/hotcb`` (the trainer's log dir; or ``--run-dir``).
 """
 
 from __future__ import annotations

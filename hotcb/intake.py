@@ -18,7 +18,7 @@ Example:
     >>> d = tempfile.mkdtemp()
     >>> entries = EntryRecorder(Ledger(os.path.join(d, "hotcb.applied.jsonl")))
     >>> intake = CommandIntake(os.path.join(d, "hotcb.commands.jsonl"), entries)
-    >>> intake.stream.append({"op": "disable", "id": "timing"})
+    >>> _ = intake.stream.append({"op": "disable", "id": "timing"})
     >>> with open(intake.path, "a") as fh:
     ...     _ = fh.write('{"op": "explode", "id": "x"}\\n')
     >>> [(c.line.lineno, c.op.op, c.op.id) for c in intake.read()]

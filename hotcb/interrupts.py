@@ -9,6 +9,14 @@ the default (it raises ``KeyboardInterrupt``) but marks the exception it raises.
 re-raises only a real Ctrl-C. Nothing of this runs on the hot path: only ``except``
 branches call it.
 
+SIGTERM (what SLURM preemption, ``kill`` and job schedulers send) closes the run as
+cleanly as Ctrl-C: where hotcb installs its SIGINT handler it also handles SIGTERM, unless
+SIGTERM is ignored. The handler first calls a Python handler that was there before (a
+framework's own), then raises a marked ``SystemExit(143)`` (128 + SIGTERM, the exit status
+shells report for it): the loop unwinds, the kernel's close (or its exit hook) writes the
+final state, closes the callbacks, flushes the ledger and leaves the registry, and the
+process exits 143. Like Ctrl-C, it is never contained as a callback's error.
+
 Example (in the main thread, with Python's default SIGINT handler):
     >>> import signal
     >>> install()
@@ -28,11 +36,16 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
-__all__ = ["install", "is_user_interrupt", "release"]
+__all__ = ["TERMINATED_STATUS", "install", "is_user_interrupt", "release"]
 
 _MARK = "__hotcb_sigint__"
 _users = 0
+#: SIGTERM's handler before ours (None: ours is not installed)
+_previous_term: Any = None
+#: the exit status a SIGTERM ends the process with
+TERMINATED_STATUS = 128 + signal.SIGTERM
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -41,6 +54,33 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     exc = KeyboardInterrupt()
     setattr(exc, _MARK, True)
     raise exc
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: the handler there before ours (if it is a Python one), then a marked
+    ``SystemExit`` so the run unwinds and closes like after Ctrl-C."""
+    previous = _previous_term
+    if callable(previous):
+        previous(signum, frame)
+    exc = SystemExit(TERMINATED_STATUS)
+    setattr(exc, _MARK, True)
+    raise exc
+
+
+def _install_sigterm() -> None:
+    global _previous_term
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm or current == signal.SIG_IGN or current is None:
+        return  # ours already, or SIGTERM is ignored (or not set from Python): leave it
+    _previous_term = current
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _release_sigterm() -> None:
+    global _previous_term
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, _previous_term or signal.SIG_DFL)
+    _previous_term = None
 
 
 def _main_thread() -> bool:
@@ -60,6 +100,7 @@ def install() -> bool:
     elif current is not _on_sigint:
         return False  # someone else handles SIGINT: leave it alone
     _users += 1
+    _install_sigterm()
     return True
 
 
@@ -69,6 +110,7 @@ def release() -> None:
     _users = max(0, _users - 1)
     if _users == 0 and _main_thread() and signal.getsignal(signal.SIGINT) is _on_sigint:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _release_sigterm()
 
 
 def is_user_interrupt(exc: BaseException) -> bool:
@@ -78,7 +120,10 @@ def is_user_interrupt(exc: BaseException) -> bool:
     With the marking handler in place: a ``KeyboardInterrupt`` raised by a real SIGINT,
     or raised while one was being handled. Without it hotcb cannot tell, so every
     ``KeyboardInterrupt`` counts as the user's when a SIGINT handler could have raised it.
+    The ``SystemExit`` a SIGTERM raises (see the module's docstring) counts too.
     """
+    if isinstance(exc, SystemExit):
+        return getattr(exc, _MARK, False) is True
     if not isinstance(exc, KeyboardInterrupt):
         return False
     handler = signal.getsignal(signal.SIGINT)

@@ -14,7 +14,7 @@ Example:
     >>> import tempfile
     >>> from hotcb.stream import CommandStream
     >>> kernel = HotKernel(run_dir=tempfile.mkdtemp(), poll_interval=0, register=False)
-    >>> CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb",
+    >>> _ = CommandStream(kernel.run_dir.commands).append({"op": "load", "id": "hb",
     ...     "target": {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat",
     ...                "symbol": "HeartbeatCallback"}, "init": {"every": 2}})
     >>> for step in range(1, 4):
@@ -88,6 +88,7 @@ _KERNEL_STATE_KEYS = frozenset(
         "sync_every",
         "freeze",
         "schedule",
+        "state_interval",
     }
 )
 
@@ -768,6 +769,7 @@ class HotKernel:
             "host": HOSTNAME,
             "started": self._started,
             "updated": time.time(),
+            "state_interval": self.state_interval,
             "closed": self._closed,
             "step": self.entries.step,
             "epoch": self.entries.epoch,

@@ -62,4 +62,15 @@ def process_alive(pid: int, host: str | None = None, ticks: int | None = None) -
         now = start_ticks(pid)
         if now is not None and now != ticks:
             return False  # the pid was reused by another process
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """True if ``pid`` has exited and only waits to be reaped (Linux; a parent that does
+    not reap, e.g. a container's init, keeps it in the process table)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] == b"Z"

@@ -66,7 +66,9 @@ MAX_DEPTH = 32
 # Names are checked with fullmatch: `$` would also accept a trailing newline.
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMAND_KEYS = frozenset({"module", "op", "id", "params", "target", "init", "enabled", "at_step"})
+_COMMAND_KEYS = frozenset(
+    {"module", "op", "id", "params", "target", "init", "enabled", "at_step", "undoes"}
+)
 
 
 class CommandError(HotcbError, ValueError):
@@ -343,6 +345,9 @@ class Op:
     init: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool | None = None
     at_step: int | None = None
+    #: ``hotcb undo``: the ledger ``seq`` of the change this op reverts (any module's op
+    #: may carry it; it is recorded in the entry's payload and changes nothing else)
+    undoes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to the command stream (empty fields omitted)."""
@@ -357,6 +362,8 @@ class Op:
             out["enabled"] = self.enabled
         if self.at_step is not None:
             out["at_step"] = self.at_step
+        if self.undoes is not None:
+            out["undoes"] = self.undoes
         return out
 
     @classmethod
@@ -399,6 +406,11 @@ class Op:
         enabled = data.get("enabled")
         if enabled is not None and not isinstance(enabled, bool):
             raise CommandError(f"'enabled' must be true or false, got {enabled!r}")
+        undoes = data.get("undoes")
+        if undoes is not None and (
+            not isinstance(undoes, int) or isinstance(undoes, bool) or undoes < 1
+        ):
+            raise CommandError(f"'undoes' must be a ledger seq (an integer >= 1), got {undoes!r}")
         raw_target = data.get("target")
         given = [k for k, v in (("target", raw_target), ("init", init), ("params", params)) if v]
         spec.check(cb_id, [*given, "enabled"] if enabled is not None else given)
@@ -417,6 +429,7 @@ class Op:
             init=init,
             enabled=enabled,
             at_step=at_step,
+            undoes=undoes,
         )
 
 

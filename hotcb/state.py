@@ -9,7 +9,7 @@ training process and never see a half-written file.
 Shape::
 
     {"version": 1, "run_dir": "...", "pid": 1234, "host": "node1", "started": 1.7e9,
-     "updated": 1.7e9, "closed": false, "step": 120, "epoch": 0,
+     "updated": 1.7e9, "state_interval": 1.0, "closed": false, "step": 120, "epoch": 0,
      "callbacks": {"timing": {"enabled": true, "loaded": true,
                               "target": {"kind": "module", "path": "...", "symbol": "..."},
                               "params": {"every": 50, "window": 200}, "error": null}}}

@@ -20,7 +20,7 @@ Example:
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp()
     >>> stream = CommandStream(os.path.join(d, "hotcb.commands.jsonl"))
-    >>> stream.append({"op": "disable", "id": "timing"})
+    >>> _ = stream.append({"op": "disable", "id": "timing"})
     >>> [line.text for line in stream.reader().read_new()]
     ['{"op": "disable", "id": "timing"}']
 """
@@ -86,8 +86,10 @@ class CommandStream:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    def append(self, command: Op | Mapping[str, Any]) -> None:
-        """Append one command as a single line, under an exclusive ``flock``.
+    def append(self, command: Op | Mapping[str, Any]) -> int:
+        """Append one command as a single line, under an exclusive ``flock``; return the
+        byte offset just past its newline (the ``offset`` of its ledger entry, by which
+        the writer finds the run's answer).
 
         The line is encoded first, then written with one ``write`` call (looping only
         on a short write) while the lock is held, so lines from concurrent writers
@@ -123,6 +125,7 @@ class CommandStream:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+        return size + len(line)
 
     def reader(
         self, offset: int = 0, lineno: int = 0, *, mark: Mapping[str, Any] | None = None

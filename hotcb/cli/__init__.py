@@ -13,6 +13,9 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 :mod:`hotcb.cli.app`          the group, its errors, which run or sweep a command acts on
 :mod:`hotcb.cli.change`       ``cb load | set | enable | disable | unload``
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
+:mod:`hotcb.cli.answer`       waiting for the run's answer (``applied at step N``)
+:mod:`hotcb.cli.undo`         ``undo [N]``: revert the run's last changes exactly
+:mod:`hotcb.cli.dry_run`      ``--dry-run``: the override delta a command would add
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
 :mod:`hotcb.cli.freeze`       ``freeze``
@@ -29,16 +32,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hotcb.cli.app import cli
+from hotcb.cli.app import accept_run_options, cli
 from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
 from hotcb.cli.freeze import freeze
+from hotcb.cli.undo import undo
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, status, log, export_config, freeze, runs):
+for _command in (cb, undo, status, log, export_config, freeze, runs):
     cli.add_command(_command)
+accept_run_options(cli)  # `hotcb status --dir X` as well as `hotcb --dir X status`
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -27,7 +28,16 @@ from hotcb.errors import HotcbError
 from hotcb.rundir import RunDir
 from hotcb.runs import RunNotFound, live_runs, resolve_run_dir
 
-__all__ = ["Aborted", "HotcbGroup", "RunSelection", "UserError", "cli", "fail", "pass_selection"]
+__all__ = [
+    "Aborted",
+    "HotcbGroup",
+    "RunSelection",
+    "UserError",
+    "accept_run_options",
+    "cli",
+    "fail",
+    "pass_selection",
+]
 
 
 class UserError(HotcbError, click.ClickException):  # type: ignore[misc]  # both set .message
@@ -100,18 +110,54 @@ class HotcbGroup(click.Group):
 
 
 class RunSelection:
-    """Which run a command acts on: ``--dir``, ``--sweep``, or found (see :meth:`run_dir`)."""
+    """Which run a command acts on: ``--dir``, ``--sweep``, ``--run``, or found (see
+    :meth:`run_dir`). Given before the command (``hotcb --dir X status``) or after it
+    (``hotcb status --dir X``, see :func:`accept_run_options`)."""
 
-    def __init__(self, run_dir: str | None = None, sweep: str | None = None) -> None:
+    def __init__(
+        self, run_dir: str | None = None, sweep: str | None = None, run: str | None = None
+    ) -> None:
         #: ``--dir`` as given (None: not given)
         self.explicit = run_dir
         #: ``--sweep`` as given (None: not given)
         self.sweep = sweep
+        #: ``--run N|PID`` as given (None: not given)
+        self.pick = run
+        self.check()
+
+    def check(self) -> None:
+        """Refuse a choice that names the run twice over."""
+        given = [
+            name
+            for name, value in (
+                ("--dir", self.explicit),
+                ("--sweep", self.sweep),
+                ("--run", self.pick),
+            )
+            if value is not None
+        ]
+        if len(given) == 2:
+            fail(f"give {given[0]} or {given[1]}, not both (they each name the run)")
+        if len(given) > 2:
+            fail("give one of --dir RUN_DIR, --sweep SWEEP_DIR or --run N")
+
+    def set(self, name: str, value: str) -> None:
+        """Take ``--dir`` / ``--sweep`` / ``--run`` given after the command."""
+        attribute = {"dir": "explicit", "sweep": "sweep", "run": "pick"}[name]
+        before = getattr(self, attribute)
+        if before is not None and before != value:
+            fail(f"--{name} given twice ({before!r} and {value!r}); give it once")
+        setattr(self, attribute, value)
+        self.check()
 
     @property
     def chosen(self) -> bool:
-        """True if the user named the run: ``--dir`` or ``$HOTCB_RUN_DIR``."""
-        return self.explicit is not None or bool(os.environ.get("HOTCB_RUN_DIR"))
+        """True if the user named the run: ``--dir``, ``--run`` or ``$HOTCB_RUN_DIR``."""
+        return (
+            self.explicit is not None
+            or self.pick is not None
+            or bool(os.environ.get("HOTCB_RUN_DIR"))
+        )
 
     def sweep_dir(self) -> Path | None:
         """The sweep to act on: ``--sweep DIR`` (``latest``: this user's latest sweep)."""
@@ -135,7 +181,7 @@ class RunSelection:
         """The run dir: ``--dir``, else ``$HOTCB_RUN_DIR``, else the single live run (the
         most recent run for a ``read_only`` command); a :class:`UserError` if none is."""
         try:
-            path = resolve_run_dir(self.explicit, read_only=read_only)
+            path = resolve_run_dir(self.explicit, read_only=read_only, pick=self.pick)
         except RunNotFound as exc:
             from hotcb.sweep import latest_sweep
 
@@ -149,24 +195,59 @@ class RunSelection:
 
 pass_selection = click.make_pass_decorator(RunSelection)
 
+_DIR_HELP = (
+    "The run directory. Default: $HOTCB_RUN_DIR, else the live run of this user "
+    "(read-only commands fall back to the ended runs: started here first, then the last active)."
+)
+_SWEEP_HELP = (
+    "A Hydra multirun dir (or 'latest'): `cb` commands go to every live job of the "
+    "sweep; `status` lists its jobs."
+)
+_RUN_HELP = "A run by its number in `hotcb runs`, or by its pid."
+
+
+def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None and not ctx.resilient_parsing:
+            selection = ctx.find_object(RunSelection)
+            if selection is not None:
+                selection.set(name, value)
+
+    return store
+
+
+def accept_run_options(group: click.Group, skip: Collection[str] = ("runs",)) -> None:
+    """Let every command below ``group`` (but ``skip``) also take ``--dir``, ``--sweep``
+    and ``--run`` after its name (``hotcb status --dir X``): the same as before it."""
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            accept_run_options(command, skip)
+            continue
+        if name in skip or any(p.name == "run_dir_after" for p in command.params):
+            continue
+        for param_name, opts, metavar, help_text in (
+            ("run_dir_after", ("--dir",), "RUN_DIR", _DIR_HELP),
+            ("sweep_after", ("--sweep",), "SWEEP_DIR", _SWEEP_HELP),
+            ("run_after", ("--run",), "N|PID", _RUN_HELP),
+        ):
+            command.params.append(
+                click.Option(
+                    [*opts, param_name],
+                    metavar=metavar,
+                    help=help_text,
+                    expose_value=False,
+                    callback=_store(opts[0][2:]),
+                )
+            )
+
 
 @click.group(cls=HotcbGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--dir",
-    "run_dir",
-    metavar="RUN_DIR",
-    help="The run directory. Default: $HOTCB_RUN_DIR, else the single live run of this user "
-    "(read-only commands fall back to the most recent run).",
-)
-@click.option(
-    "--sweep",
-    metavar="SWEEP_DIR",
-    help="A Hydra multirun dir (or 'latest'): `cb` commands go to every live job of the "
-    "sweep; `status` lists its jobs.",
-)
+@click.option("--dir", "run_dir", metavar="RUN_DIR", help=_DIR_HELP)
+@click.option("--sweep", metavar="SWEEP_DIR", help=_SWEEP_HELP)
+@click.option("--run", "run", metavar="N|PID", help=_RUN_HELP)
 @click.version_option(__version__, prog_name="hotcb")  # the dist is hydra-hotcb
 @click.pass_context
-def cli(ctx: click.Context, run_dir: str | None, sweep: str | None) -> None:
+def cli(ctx: click.Context, run_dir: str | None, sweep: str | None, run: str | None) -> None:
     """Change a live training run: load, tune, disable and unload callbacks while it trains.
 
     \b
@@ -177,7 +258,6 @@ def cli(ctx: click.Context, run_dir: str | None, sweep: str | None) -> None:
     hotcb log --follow
     hotcb export-config
     hotcb --sweep multirun/2026-11-25/12-00-00 cb set heartbeat every=5
+    hotcb undo
     """
-    if run_dir and sweep:
-        fail("give --dir RUN_DIR or --sweep SWEEP_DIR, not both")
-    ctx.obj = RunSelection(run_dir, sweep)
+    ctx.obj = RunSelection(run_dir, sweep, run)

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from hotcb.cli.answer import answer_options
 from hotcb.cli.app import HotcbGroup, RunSelection, fail, pass_selection
 from hotcb.state import read_state
 from hotcb.trust import check_source_file
@@ -24,7 +25,7 @@ from hotcb.watchdog import TIMEOUT_KEY
 __all__ = ["cb"]
 
 _FORCE_HELP = "Queue even if ID is not in the run's state."
-_JSON_HELP = "Print the queued command as JSON."
+_JSON_HELP = "Print the command and the run's answer as JSON."
 
 #: ``--at-step N`` on every ``hotcb cb`` change command (see docs/replay.md).
 at_step_option = click.option(
@@ -51,7 +52,8 @@ def _at_step(selection: RunSelection, data: dict[str, Any], at_step: int | None)
 
 @click.group(cls=HotcbGroup)
 def cb() -> None:
-    """Queue callback changes (applied by the run at its next safe point)."""
+    """Change callbacks: each command is applied by the run at its next safe point and
+    waits for the run's answer (applied at step N, or why it failed)."""
 
 
 def _assignments(items: Sequence[str], what: str) -> dict[str, Any]:
@@ -103,6 +105,7 @@ def _check_target(selection: RunSelection, target: dict[str, str]) -> str:
 
 
 @cb.command("load")
+@answer_options(timeout_option=False)  # its --timeout is the watchdog budget
 @click.argument("cb_id", metavar="ID")
 @click.option(
     "--path", "module_path", metavar="MODULE", help="Dotted module path of the callback class."
@@ -197,6 +200,7 @@ def cb_load(
 
 def _set_command(name: str, *, hidden: bool, doc: str) -> None:
     @cb.command(name, hidden=hidden, help=doc)
+    @answer_options()
     @click.argument("cb_id", metavar="ID")
     @click.argument("assignments", nargs=-1, metavar="K=V...")
     @click.option("--force", is_flag=True, help=_FORCE_HELP)
@@ -222,6 +226,7 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
 
 def _simple_command(op: str, doc: str) -> None:
     @cb.command(op, help=doc)
+    @answer_options()
     @click.argument("cb_id", metavar="ID")
     @click.option("--force", is_flag=True, help=_FORCE_HELP)
     @at_step_option

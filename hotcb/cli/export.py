@@ -8,6 +8,8 @@ import json
 import click
 
 from hotcb.cli.app import RunSelection, UserError, pass_selection
+from hotcb.ledger import read_ledger
+from hotcb.rundir import RunDir
 
 __all__ = ["export_config"]
 
@@ -75,6 +77,7 @@ def export_config(
         result = do_export(rd.path, name=name, out=out, fmt=fmt, force=force, schedule=schedule)
     except ExportError as exc:
         raise UserError.from_error(exc) from None
+    _warn_about_ledger(rd)
     if as_json:
         click.echo(
             json.dumps(
@@ -103,3 +106,14 @@ def export_config(
         click.echo(f"next run: {result.next_command}")
     elif result.problem:
         click.echo(f"hotcb: warning: {result.problem}", err=True)
+
+
+def _warn_about_ledger(rd: RunDir) -> None:
+    """Say on stderr what of the ledger the export skipped (a truncated last line, a line
+    that is not a valid entry), as ``status`` and ``log`` do."""
+    try:
+        read = read_ledger(rd.ledger)
+    except OSError:
+        return  # the export itself read it: a problem now is reported by the next command
+    for warning in read.warnings():
+        click.echo(f"hotcb: warning: {warning}", err=True)

@@ -3,8 +3,11 @@
 The command is validated once (:func:`validate`), then each run it goes to passes the same
 checks (:func:`refusal`: the run dir is yours, the run would read its commands file, the
 callback id is known) before one locked append to its ``hotcb.commands.jsonl``. A single
-run that refuses is a user error; a sweep lists each job as queued or skipped, and is an
-error only when no job took the command.
+run that refuses is a user error; a sweep lists each job's answer or why it was skipped.
+
+Then the command waits for the run's answer (:mod:`hotcb.cli.answer`): ``applied at step
+N`` exits 0; a failure, or no answer in time, exits 1 saying why. ``--dry-run`` stops
+after the checks and shows the override delta the command would add.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from typing import Any
 
 import click
 
+from hotcb.cli.answer import AnswerOptions, LedgerTail, Pending, unwaited, wait_for_answers
 from hotcb.cli.app import RunSelection, fail
 from hotcb.freeze import KERNEL_MODULE, frozen_mode
 from hotcb.ops import CommandError, Op
 from hotcb.rundir import RunDir
-from hotcb.state import is_live, read_state
+from hotcb.state import read_state
 from hotcb.stream import CommandStream
 from hotcb.trust import check_control_file, foreign_owner
 from hotcb.watchdog import TIMEOUT_KEY, parse_timeout
@@ -98,13 +102,13 @@ def refusal(
     return None
 
 
-def _append(run: RunDir, op: Op) -> Refusal | None:
+def _append(run: RunDir, op: Op) -> int | Refusal:
+    """Append ``op`` to the run's commands; the offset past its line, or why it could not."""
     try:
-        CommandStream(run.commands).append(op)
+        return CommandStream(run.commands).append(op)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return Refusal(f"cannot append to {run.commands}: {reason}", f"cannot append: {reason}")
-    return None
 
 
 def _frozen(state: dict[str, Any] | None, op: Op) -> Refusal | None:
@@ -159,19 +163,57 @@ def _send_to_run(
     run: RunDir, op: Op, as_json: bool, check_id: str | None, force: bool, note: str
 ) -> None:
     state = read_state(run.state)
-    problem = refusal(run, state, check_id, force) or _append(run, op)
+    problem = refusal(run, state, check_id, force)
     if problem is not None:
         fail(problem.message)
-    frozen = _frozen(state, op)
-    if frozen is not None:
-        fail(f"run {run.path} is {frozen.message}")
-    if as_json:
-        click.echo(json.dumps({"queued": op.to_dict(), "run_dir": str(run.path)}))
-        return
     if op.op == "load" and op.id in (known_ids(state) or {}):
         note = f" (replaces the loaded {op.id!r}){note}"
-    live = "" if is_live(state) else " (no live run: applied when one starts here)"
-    click.echo(f"queued {describe_op(op)} -> {run.path}{live}{note}")
+    options = AnswerOptions.current()
+    if options.dry_run:
+        _dry_run(run, op, as_json, note)
+        return
+    answer = unwaited(run, state, options)
+    tail = LedgerTail(run.ledger)
+    appended = _append(run, op)
+    if isinstance(appended, Refusal):
+        fail(appended.message)
+    frozen = _frozen(state, op)
+    if frozen is not None:  # queued all the same: the run records it as ignored
+        fail(f"run {run.path} is {frozen.message}")
+    if answer is None:
+        answer = wait_for_answers([Pending(run, appended, tail)], options.timeout)[0]
+    shown = describe_op(op)
+    if as_json:
+        out = {"queued": op.to_dict(), "run_dir": str(run.path), "answer": answer.to_dict()}
+        click.echo(json.dumps(out))
+    if answer.outcome == "failed":
+        fail(f"{shown} {answer.describe()}")
+    if answer.outcome == "unanswered":
+        fail(f"{shown}: {answer.describe()}")
+    if as_json:
+        return
+    if answer.outcome == "queued":
+        click.echo(f"queued {shown} -> {run.path} ({answer.note}){note}")
+    else:
+        why = f" ({answer.error})" if answer.error else ""
+        click.echo(f"{answer.outcome} at step {answer.step}: {shown} -> {run.path}{why}{note}")
+
+
+def _dry_run(run: RunDir, op: Op, as_json: bool, note: str) -> None:
+    """Show what ``op`` would do to ``run``: the op and the override delta; queue nothing."""
+    from hotcb.cli.dry_run import run_deltas
+    from hotcb.hydra.deltas import DeltaError
+
+    try:
+        deltas = run_deltas(run.path, op)
+    except DeltaError as exc:
+        fail(f"dry run: {exc.message}", **exc.location)
+    if as_json:
+        out = {"dry_run": op.to_dict(), "run_dir": str(run.path), "deltas": deltas}
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"dry run (nothing queued): {describe_op(op)} -> {run.path}{note}")
+    click.echo(f"override delta: {' '.join(deltas) if deltas else '(none)'}")
 
 
 def _send_to_sweep(
@@ -182,35 +224,62 @@ def _send_to_sweep(
     jobs = sweep_jobs(sweep)
     if not jobs:
         fail(f"sweep {sweep} has no hotcb jobs yet (no {RunDir(sweep).state.name} below it)")
+    options = AnswerOptions.current()
     report: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], Pending]] = []
     for job in jobs:
         run = RunDir(job.run_dir)
         problem = (
             Refusal("not live", "not live")
             if not job.live
-            else refusal(run, job.state, check_id, force) or _append(run, op)
+            else refusal(run, job.state, check_id, force)
         )
-        frozen = _frozen(job.state, op)
-        if problem is None and frozen is not None:
-            problem = frozen
-        report.append(
-            {
-                "job": job.name,
-                "run_dir": str(job.run_dir),
-                "live": job.live,
-                "queued": problem is None,
-                "reason": problem.short if problem is not None else None,
-            }
-        )
+        row: dict[str, Any] = {"job": job.name, "run_dir": str(job.run_dir), "live": job.live}
+        answer = None
+        if problem is None and not options.dry_run:
+            answer = unwaited(run, job.state, options)
+            tail = LedgerTail(run.ledger)
+            appended = _append(run, op)
+            if isinstance(appended, Refusal):
+                problem = appended
+            elif (frozen := _frozen(job.state, op)) is not None:
+                problem = frozen
+            elif answer is None:
+                pending.append((row, Pending(run, appended, tail)))
+        row["queued"] = problem is None and not options.dry_run
+        row["reason"] = problem.short if problem is not None else None
+        row["answer"] = answer
+        report.append(row)
+    answers = wait_for_answers([p for _, p in pending], options.timeout) if pending else []
+    for (row, _), answer in zip(pending, answers, strict=True):
+        row["answer"] = answer
     sent = [r for r in report if r["queued"]]
+    bad = [r for r in sent if r["answer"] is not None and r["answer"].failed]
     if as_json:
-        click.echo(json.dumps({"queued": op.to_dict(), "sweep_dir": str(sweep), "jobs": report}))
+        jobs_out = [
+            {**r, "answer": r["answer"].to_dict() if r["answer"] is not None else None}
+            for r in report
+        ]
+        key = "dry_run" if options.dry_run else "queued"
+        click.echo(json.dumps({key: op.to_dict(), "sweep_dir": str(sweep), "jobs": jobs_out}))
     else:
-        click.echo(f"sweep {sweep}: {describe_op(op)}{note}")
+        head = "dry run (nothing queued): " if options.dry_run else ""
+        click.echo(f"sweep {sweep}: {head}{describe_op(op)}{note}")
         width = max(len(r["job"]) for r in report)
         for r in report:
-            outcome = "queued" if r["queued"] else f"skipped ({r['reason']})"
+            if r["reason"] is not None:
+                outcome = f"skipped ({r['reason']})"
+            elif options.dry_run:
+                outcome = "would take it"
+            else:
+                outcome = r["answer"].describe()
             click.echo(f"  job {r['job'].ljust(width)}  {outcome}")
-        click.echo(f"sent to {len(sent)} of {len(report)} job(s)")
+        if not options.dry_run:
+            click.echo(f"sent to {len(sent)} of {len(report)} job(s)")
+    if options.dry_run:
+        return
     if not sent:
         fail(f"no live job of sweep {sweep} took the command")
+    if bad:
+        names = ", ".join(r["job"] for r in bad)
+        fail(f"{len(bad)} of {len(sent)} job(s) did not apply it: {names}")

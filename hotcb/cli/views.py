@@ -22,7 +22,7 @@ from hotcb.errors import format_error
 from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
 from hotcb.rundir import RunDir, read_launch
-from hotcb.runs import live_runs, recent_runs
+from hotcb.runs import numbered_runs
 from hotcb.state import is_live, read_state
 from hotcb.watchdog import StuckCall, read_stuck
 
@@ -309,18 +309,27 @@ def log(
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def runs(as_json: bool) -> None:
-    """List this user's live runs and the most recent ended ones."""
-    live = live_runs()
-    recent = recent_runs()[:10]
+    """List this user's live runs and the last active ended ones, numbered for --run N
+    (hotcb --run 2 status). A run started from the current directory is marked "here"."""
+    from hotcb.cli.liveness_view import run_progress
+
+    numbered = numbered_runs()
+    live = [r for r in numbered if r.closed is None]  # first: ended runs have their time
+    here = os.getcwd()
+    rows = []
+    for number, r in enumerate(numbered, start=1):
+        if number > len(live) + 10:
+            break
+        progress = run_progress(read_state(RunDir(r.run_dir).state))
+        rows.append({**vars(r), "number": number, "here": r.started_in(here) > 0, "run": progress})
     if as_json:
-        click.echo(
-            json.dumps({"live": [vars(r) for r in live], "recent": [vars(r) for r in recent]})
-        )
+        out = [{**row, "run": row["run"].to_dict()} for row in rows]
+        click.echo(json.dumps({"live": out[: len(live)], "recent": out[len(live) :]}, default=str))
         return
     click.echo("live:" if live else "live: none")
-    for r in live:
-        click.echo(f"  {r.describe()}")
-    if recent:
-        click.echo("recent:")
-        for r in recent:
-            click.echo(f"  {r.describe()}")
+    for i, row in enumerate(rows):
+        if i == len(live):
+            click.echo("recent:")
+        entry = numbered[row["number"] - 1]
+        mark = "  (here)" if row["here"] else ""
+        click.echo(f"  {row['number']:>2}  {entry.describe()}: {row['run'].describe()}{mark}")

@@ -112,8 +112,8 @@ def op_from_entry(entry: LedgerEntry) -> Op | None:
     >>> entry = LedgerEntry(seq=1, wall_time=0.0, step=3, epoch=None, event=None, module="cb",
     ...     op="set", id="hb", source="external", decision="applied",
     ...     payload={"params": {"every": 5}, "commands_inode": 7})
-    >>> op_from_entry(entry)
-    Op(op='set', id='hb', module='cb', params={'every': 5}, target=None, init={}, enabled=None, at_step=None)
+    >>> op_from_entry(entry).to_dict()
+    {'module': 'cb', 'op': 'set', 'id': 'hb', 'params': {'every': 5}}
     """
     table = module_ops(entry.module)
     spec = table.get(entry.op) if table is not None else None

@@ -57,10 +57,11 @@ def one_error_line(stderr: str) -> str:
 @pytest.mark.subprocess
 def test_a_bad_command_line_reaches_hotcb_log_with_its_file_and_line(run: HotKernel) -> None:
     run_dir = str(run.run_dir.path)
-    assert hotcb("--dir", run_dir, "cb", "set", "heartbeat", "every=3").returncode == 0
+    # the run is this test's kernel: it applies them at its next apply, after the CLI ends
+    assert hotcb("--dir", run_dir, "cb", "set", "heartbeat", "every=3", "--no-wait").returncode == 0
     with open(run.run_dir.commands, "a") as fh:
         fh.write('{"op": "set", "id": "heartbeat", "params": {"every": \n')
-    assert hotcb("--dir", run_dir, "cb", "set", "heartbeat", "every=5").returncode == 0
+    assert hotcb("--dir", run_dir, "cb", "set", "heartbeat", "every=5", "--no-wait").returncode == 0
     run.apply({"step": 2}, ["train_step_end"])
 
     invalid = [e for e in read_ledger(run.run_dir.ledger).entries if e.op == "invalid"]

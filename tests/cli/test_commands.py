@@ -251,7 +251,7 @@ def test_cli_never_imports_torch(run: HotKernel) -> None:
 
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom hotcb.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['--dir', {str(run.run_dir.path)!r}, 'cb', 'set', 'heartbeat', 'every=2'])\n"
+        f"r = CliRunner().invoke(cli, ['--dir', {str(run.run_dir.path)!r}, 'cb', 'set', 'heartbeat', 'every=2', '--no-wait'])\n"
         "assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in ('torch', 'hydra', 'omegaconf') if m in sys.modules))\n"
     )

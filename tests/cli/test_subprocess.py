@@ -28,6 +28,8 @@ def test_cli_changes_a_live_run_without_dir(tmp_path: Path, trainer: Trainer) ->
     assert str(run_dir) in result.stdout
     (entry,) = proc.wait_for(lambda: external_entries(run_dir), what="the set in the ledger")
     assert (entry.op, entry.decision) == ("set", "applied")
+    # the CLI waited for the run's answer: the step the ledger says it was applied at
+    assert result.stdout == f"applied at step {entry.step}: set heartbeat every=5 -> {run_dir}\n"
 
     # the cadence really changed from the applied step on
     def beats() -> list[int]:
@@ -87,7 +89,17 @@ def _append_many(run_dir: str, writer: int, count: int) -> None:
     assert HOTCB is not None
     for i in range(count):
         subprocess.run(
-            [HOTCB, "--dir", run_dir, "cb", "set", "heartbeat", f"w={writer}", f"i={i}"],
+            [
+                HOTCB,
+                "--dir",
+                run_dir,
+                "cb",
+                "set",
+                "heartbeat",
+                f"w={writer}",
+                f"i={i}",
+                "--no-wait",
+            ],
             check=True,
             capture_output=True,
             timeout=60,

@@ -58,7 +58,8 @@ def test_a_10_mb_line_is_recorded_invalid_and_every_later_command_is_applied(
     with open(kernel.run_dir.commands, "ab") as fh:
         fh.write(huge)
         fh.write(hb_set(3))
-    queued = run_cli("--dir", str(kernel.run_dir.path), "cb", "set", "hb", "every=7")
+    # the run is this test's kernel, which applies it after the CLI has ended: no waiting
+    queued = run_cli("--dir", str(kernel.run_dir.path), "cb", "set", "hb", "every=7", "--no-wait")
     assert queued.returncode == 0 and "queued" in queued.stdout, queued.stderr
     tracemalloc.start()
     try:
@@ -248,10 +249,11 @@ def test_a_cli_append_cut_short_leaves_nothing_the_next_command_merges_into(
         "set",
         "hb",
         "every=5",
+        "--no-wait",
         preexec_fn=_limit_file_size(commands.stat().st_size + 10),
     )
     assert cut.returncode == 1 and "File too large" in cut.stderr, cut.stderr
-    ok = run_cli("--dir", str(kernel.run_dir.path), "cb", "set", "hb", "every=9")
+    ok = run_cli("--dir", str(kernel.run_dir.path), "cb", "set", "hb", "every=9", "--no-wait")
     assert ok.returncode == 0, ok.stderr
     kernel.apply({"step": 2}, ["train_step_end"])
     assert kernel.modules["cb"].status()["hb"]["params"] == {"every": 9}
@@ -266,7 +268,7 @@ def test_a_writer_killed_mid_line_does_not_swallow_the_next_command(kernel_facto
     kernel = _kernel_with_hb(kernel_factory)
     with open(kernel.run_dir.commands, "ab") as fh:
         fh.write(b'{"op": "set", "id": "hb", "par')  # what a SIGKILLed writer left
-    ok = run_cli("--dir", str(kernel.run_dir.path), "cb", "set", "hb", "every=9")
+    ok = run_cli("--dir", str(kernel.run_dir.path), "cb", "set", "hb", "every=9", "--no-wait")
     assert ok.returncode == 0, ok.stderr
     kernel.apply({"step": 2}, ["train_step_end"])
     assert kernel.modules["cb"].status()["hb"]["params"] == {"every": 9}

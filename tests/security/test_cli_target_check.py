@@ -161,7 +161,8 @@ def test_dangerous_targets_through_the_cli_beside_a_training_process(
         assert not commands.exists()
     for cb_id, args in loads.items():  # --force queues it: the run refuses it at apply
         result = hotcb("--dir", str(run_dir), "cb", "load", cb_id, *shlex.split(args), "--force")
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 1, result.stderr  # and the CLI says so: the run's answer
+        assert " failed at step " in result.stderr and "not a hot callback" in result.stderr
     deadline = time.monotonic() + 30
     failed: dict[str, str] = {}
     while len(failed) < len(loads) and time.monotonic() < deadline:
@@ -200,7 +201,7 @@ def test_the_cli_never_imports_the_target(tmp_path: Path, kernel_factory: Any) -
     )
     run_dir = str(kernel_factory().run_dir.path)
     for symbol, code in (("Viz", 0), ("Half", 1)):
-        load = ["cb", "load", "v", "--path", "heavy", "--symbol", symbol]
+        load = ["cb", "load", "v", "--path", "heavy", "--symbol", symbol, "--no-wait"]
         result = subprocess.run(
             [sys.executable, "-c", WRAPPER, "--dir", run_dir, *load],
             capture_output=True,

@@ -21,7 +21,7 @@ Example:
     >>> d = tempfile.mkdtemp()
     >>> ctl = HotController(commands_path=os.path.join(d, "hotcb.commands.jsonl"), poll_interval=0)
     >>> from hotcb.stream import CommandStream
-    >>> CommandStream(os.path.join(d, "hotcb.commands.jsonl")).append({"op": "load", "id": "hb",
+    >>> _ = CommandStream(os.path.join(d, "hotcb.commands.jsonl")).append({"op": "load", "id": "hb",
     ...     "target": {"kind": "module", "path": "hotcb.modules.cb.callbacks.heartbeat",
     ...                "symbol": "HeartbeatCallback"}, "init": {"every": 2}})
     >>> for step in range(1, 5):
@@ -85,7 +85,9 @@ class _Runner(Protocol):
     def close(self) -> object: ...
 
 
-APPLIED = OpResult("applied")
+#: what an applied ``enable`` / ``disable`` records as the value it changed (``hotcb undo``)
+_WAS_DISABLED = OpResult("applied", details={"previous": {"enabled": False}})
+_WAS_ENABLED = OpResult("applied", details={"previous": {"enabled": True}})
 
 
 @dataclass
@@ -119,6 +121,36 @@ class _Slot:
         if TIMEOUT_KEY in self.params:
             return parse_timeout(self.params[TIMEOUT_KEY])
         return parse_timeout(self.init.get(TIMEOUT_KEY))
+
+    def spec(self) -> dict[str, Any]:
+        """How to load it back as it is (``payload.previous`` of an ``unload`` or a
+        replacing ``load``, for ``hotcb undo``): target, init, hot params, enabled."""
+        spec: dict[str, Any] = {
+            "target": self.target.to_dict(),
+            "init": dict(self.init),
+            "params": dict(self.params),
+            "enabled": self.enabled,
+        }
+        if self.sha256:
+            spec["sha256"] = self.sha256
+        return spec
+
+    def values_before(self, keys: Mapping[str, Any]) -> dict[str, Any]:
+        """The effective value of each of ``keys`` before a ``set`` (``payload.previous``,
+        for ``hotcb undo``): a hot param, else the init kwarg, else the instance's attribute
+        of that name if it holds a plain value. A key with none of these is left out (its
+        value before is not known)."""
+        out: dict[str, Any] = {}
+        for key in keys:
+            if key in self.params:
+                out[key] = self.params[key]
+            elif key in self.init:
+                out[key] = self.init[key]
+            else:
+                value = _plain_attribute(self.instance, key)
+                if value is not _UNKNOWN:
+                    out[key] = value
+        return out
 
     def record(self) -> dict[str, Any]:
         return {
@@ -472,6 +504,8 @@ class HotController:
             "replaced": previous is not None,
             "init_keys": init_keys(op.init, op.params, accepts),
         }
+        if previous is not None:
+            details["previous"] = previous.spec()
         if resolved.sha256:
             details["sha256"] = resolved.sha256
         return OpResult("applied", details=details)
@@ -483,6 +517,7 @@ class HotController:
 
     def _op_set(self, op: Op) -> OpResult:
         slot = self._slots[op.id]
+        previous = slot.values_before(op.params)
         params, rank_zero = _split_reserved(op.params)
         try:
             if params:
@@ -506,7 +541,7 @@ class HotController:
         slot.params.update(op.params)
         if rank_zero is not None:
             slot.rank_zero_override = rank_zero
-        return APPLIED
+        return OpResult("applied", details={"previous": previous})
 
     def _op_enable(self, op: Op) -> OpResult:
         slot = self._slots[op.id]
@@ -515,19 +550,19 @@ class HotController:
         slot.enabled = True
         slot.error = None
         self._pending_attach.append(op.id)
-        return APPLIED
+        return _WAS_DISABLED
 
     def _op_disable(self, op: Op) -> OpResult:
         slot = self._slots[op.id]
         if not slot.enabled:
             return OpResult("ignored", f"{op.id!r} is already disabled")
         slot.enabled = False
-        return APPLIED
+        return _WAS_ENABLED
 
     def _op_unload(self, op: Op) -> OpResult:
         slot = self._slots.pop(op.id)
         _close_quietly(slot.instance)
-        return APPLIED
+        return OpResult("applied", details={"previous": slot.spec()})
 
     # -- python_file reloads ------------------------------------------------------------
 
@@ -689,6 +724,34 @@ class HotController:
         if self._marks_sigint:
             self._marks_sigint = False
             interrupts.release()
+
+
+_UNKNOWN: Any = object()
+
+
+def _plain_attribute(instance: Any, name: str) -> Any:
+    """``instance.<name>`` if it is a plain value (what a command can carry: None, bool,
+    int, float, str, and lists / dicts of those), else :data:`_UNKNOWN`. Reading it may run
+    user code (a property): anything it raises means unknown, except the user's Ctrl-C."""
+    try:
+        value = getattr(instance, name, _UNKNOWN)
+    except BaseException as exc:
+        if is_user_interrupt(exc):
+            raise
+        return _UNKNOWN
+    return value if _is_plain(value) else _UNKNOWN
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_is_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _file_signature(target: CallbackTarget) -> tuple[int, int] | None:
