@@ -308,3 +308,22 @@ def test_sweep_sends_to_live_jobs_that_know_the_id(run: HotKernel, tmp_path: Pat
         not (sweep / "10" / "hotcb.commands.jsonl").exists()
         or "every" not in (sweep / "10" / "hotcb.commands.jsonl").read_text()
     )
+
+
+def test_sweep_skips_a_frozen_job(run: HotKernel, tmp_path: Path) -> None:
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    shutil.copytree(run.run_dir.path, sweep / "0")  # live: the same pid, not closed
+    frozen = shutil.copytree(run.run_dir.path, sweep / "1")
+    state = json.loads((frozen / "hotcb.state.json").read_text())
+    (frozen / "hotcb.state.json").write_text(json.dumps({**state, "freeze": "prod"}))
+    shown = invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3").output
+    assert shown.splitlines()[1:] == [
+        "  job 0  queued",
+        "  job 1  skipped (frozen: freeze prod)",
+        "sent to 1 of 2 job(s)",
+    ]
+    assert not (frozen / "hotcb.commands.jsonl").exists()
