@@ -109,14 +109,15 @@ def _append(run: RunDir, op: Op) -> Refusal | None:
 
 def _frozen(state: dict[str, Any] | None, op: Op) -> Refusal | None:
     """Why a frozen run ignores ``op`` (None: it is not frozen, or ``op`` is ``freeze``).
-    The command was queued all the same: the run records it as ``ignored``."""
+    A single run is sent it all the same (it records it as ``ignored``); a sweep job is
+    skipped."""
     mode = frozen_mode(state)
     if mode is None or op.module == KERNEL_MODULE:
         return None
     return Refusal(
         f"frozen (freeze: {mode}): it records {describe_op(op)} as ignored and changes "
         "nothing; `hotcb freeze --mode off` lets changes in again",
-        f"frozen ({mode}): it ignores it",
+        f"frozen: freeze {mode}",
     )
 
 
@@ -188,11 +189,10 @@ def _send_to_sweep(
         problem = (
             Refusal("not live", "not live")
             if not job.live
-            else refusal(run, job.state, check_id, force) or _append(run, op)
+            else refusal(run, job.state, check_id, force)
+            or _frozen(job.state, op)  # a frozen job is skipped: it would ignore it
+            or _append(run, op)
         )
-        frozen = _frozen(job.state, op)
-        if problem is None and frozen is not None:
-            problem = frozen
         report.append(
             {
                 "job": job.name,
