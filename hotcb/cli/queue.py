@@ -113,14 +113,15 @@ def _append(run: RunDir, op: Op) -> int | Refusal:
 
 def _frozen(state: dict[str, Any] | None, op: Op) -> Refusal | None:
     """Why a frozen run ignores ``op`` (None: it is not frozen, or ``op`` is ``freeze``).
-    The command was queued all the same: the run records it as ``ignored``."""
+    A single run is sent it all the same (it records it as ``ignored``); a sweep job is
+    skipped."""
     mode = frozen_mode(state)
     if mode is None or op.module == KERNEL_MODULE:
         return None
     return Refusal(
         f"frozen (freeze: {mode}): it records {describe_op(op)} as ignored and changes "
         "nothing; `hotcb freeze --mode off` lets changes in again",
-        f"frozen ({mode}): it ignores it",
+        f"frozen: freeze {mode}",
     )
 
 
@@ -233,6 +234,7 @@ def _send_to_sweep(
             Refusal("not live", "not live")
             if not job.live
             else refusal(run, job.state, check_id, force)
+            or _frozen(job.state, op)  # a frozen job is skipped: it would ignore it
         )
         row: dict[str, Any] = {"job": job.name, "run_dir": str(job.run_dir), "live": job.live}
         answer = None
@@ -242,8 +244,6 @@ def _send_to_sweep(
             appended = _append(run, op)
             if isinstance(appended, Refusal):
                 problem = appended
-            elif (frozen := _frozen(job.state, op)) is not None:
-                problem = frozen
             elif answer is None:
                 pending.append((row, Pending(run, appended, tail)))
         row["queued"] = problem is None and not options.dry_run

@@ -280,19 +280,26 @@ def test_sweep_user_errors_exit_1_with_one_line(
     assert len(lines) == 1 and fragment in lines[0], lines
 
 
-def test_sweep_sends_to_live_jobs_that_know_the_id(run: HotKernel, tmp_path: Path) -> None:
+def sweep_job(run: HotKernel, sweep: Path, name: str, **state: Any) -> Path:
+    """A copy of ``run`` as job ``name`` of ``sweep`` (live: the same pid, not closed),
+    its state changed by ``state``."""
     import shutil
 
+    if not (sweep / "multirun.yaml").exists():
+        sweep.mkdir(exist_ok=True)
+        (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    job = shutil.copytree(run.run_dir.path, sweep / name)
+    if state:
+        old = json.loads((job / "hotcb.state.json").read_text())
+        (job / "hotcb.state.json").write_text(json.dumps({**old, **state}))
+    return job
+
+
+def test_sweep_sends_to_live_jobs_that_know_the_id(run: HotKernel, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    sweep.mkdir()
-    (sweep / "multirun.yaml").write_text("hydra: {}\n")
-    shutil.copytree(run.run_dir.path, sweep / "0")  # live: the same pid, not closed
-    ended = shutil.copytree(run.run_dir.path, sweep / "1")
-    state = json.loads((ended / "hotcb.state.json").read_text())
-    (ended / "hotcb.state.json").write_text(json.dumps({**state, "closed": True}))
-    other = shutil.copytree(run.run_dir.path, sweep / "10")
-    state = json.loads((other / "hotcb.state.json").read_text())
-    (other / "hotcb.state.json").write_text(json.dumps({**state, "callbacks": {}}))
+    sweep_job(run, sweep, "0")
+    sweep_job(run, sweep, "1", closed=True)
+    sweep_job(run, sweep, "10", callbacks={})
 
     out = json.loads(
         invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3", "--json").output
@@ -308,3 +315,16 @@ def test_sweep_sends_to_live_jobs_that_know_the_id(run: HotKernel, tmp_path: Pat
         not (sweep / "10" / "hotcb.commands.jsonl").exists()
         or "every" not in (sweep / "10" / "hotcb.commands.jsonl").read_text()
     )
+
+
+def test_sweep_skips_a_frozen_job(run: HotKernel, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    sweep_job(run, sweep, "0")
+    frozen = sweep_job(run, sweep, "1", freeze="prod")
+    shown = invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3").output
+    assert shown.splitlines()[1:] == [
+        "  job 0  queued",
+        "  job 1  skipped (frozen: freeze prod)",
+        "sent to 1 of 2 job(s)",
+    ]
+    assert not (frozen / "hotcb.commands.jsonl").exists()
