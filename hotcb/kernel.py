@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -255,6 +256,7 @@ class HotKernel:
         #: the ops due at later steps (the config's schedule, ``--at-step`` commands)
         self.schedule = ScheduleRunner()
         self._scheduling = False
+        self._next_due = _as_step(self.schedule.next_due)
         #: the failed entries of schedule entries missed under ``strict`` (close returns them)
         self._missed_failed: list[LedgerEntry] = []
         offset, lineno, mark = 0, 0, None
@@ -311,8 +313,11 @@ class HotKernel:
     def _apply_scheduled(self, env: Env, events: Sequence[str]) -> None:
         """``apply`` while scheduled ops are pending (see :meth:`load_schedule`): the same,
         after applying the ops due at this step and event."""
-        step = env.get("step")
-        if step is not None and step >= self.schedule.next_due:
+        try:
+            due = env["step"] >= self._next_due
+        except (KeyError, TypeError):  # no step, or none yet: nothing is due
+            due = False
+        if due:
             self.run_schedule(env, events)
         if monotonic() >= self._next_poll:
             self._poll(env, events)
@@ -333,6 +338,7 @@ class HotKernel:
 
     def _arm(self) -> None:
         # an idle run without pending ops keeps the plain `apply`: no cost on the hot path
+        self._next_due = _as_step(self.schedule.next_due)
         if self.schedule.pending:
             self.__dict__["apply"] = self._apply_scheduled
         else:
@@ -773,6 +779,11 @@ class HotKernel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _as_step(due: float) -> int:
+    """A due step as an int (an int step compares faster with an int than with inf)."""
+    return sys.maxsize if due == float("inf") else int(due)
 
 
 def _finalize(ref: weakref.ref[HotKernel], lock: RunDirLock) -> None:

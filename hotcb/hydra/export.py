@@ -45,6 +45,7 @@ from hotcb.files import write_private
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
 from hotcb.ledger import read_ledger
+from hotcb.replay import schedule_yaml
 from hotcb.rundir import RunDir, read_launch
 from hotcb.schedule import schedule_from_ledger
 from hotcb.state import read_state
@@ -238,7 +239,7 @@ def _export_schedule(
     ]
     if command:
         header.append(f"# Replay: {command}")
-    body = yaml.safe_dump(trajectory.to_config(), sort_keys=False, default_flow_style=False)
+    body = schedule_yaml(trajectory)
     _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
     _write_new(callbacks_path, text.encode("utf-8"), force=force)
     return ExportResult(
