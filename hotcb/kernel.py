@@ -131,7 +131,7 @@ class Kernel(Protocol):
         """Apply ``schedule``'s entries when their steps come; the problems found."""
         ...
 
-    def close(self) -> list[LedgerEntry]: ...
+    def close(self) -> list[LedgerEntry] | None: ...
 
 
 class HotKernel:
@@ -723,15 +723,16 @@ class HotKernel:
                 log.warning("hotcb: the state file is written again (%s)", self.run_dir.state)
             self._state_error = None
 
-    def close(self) -> list[LedgerEntry]:
+    def close(self) -> list[LedgerEntry] | None:
         """Write the final state, close every callback, leave the live-run registry.
 
         Returns the ``failed`` ledger entries of the scheduled ops the run missed under the
-        ``strict`` policy (empty otherwise), so a script can fail the job:
-        ``sys.exit(1 if kernel.close() else 0)``. It never raises for them.
+        ``strict`` policy, None when there are none (or the policy is ``best_effort``), so a
+        script can fail the job: ``sys.exit(1 if kernel.close() else 0)``. It never raises
+        for them.
         """
         if self._closed:
-            return []
+            return None
         self._closed = True
         # loops usually reuse one env dict: it holds the step the run ended at
         self.entries.step = self._env.get("step", self.entries.step)
@@ -757,7 +758,7 @@ class HotKernel:
                 self._registration = None
             self._lock.release()
             self._finalizer.detach()
-        return failed
+        return failed or None
 
     def _close_schedule(self) -> list[LedgerEntry]:
         """Record what the schedule never reached; the ``failed`` entries (strict)."""
