@@ -594,13 +594,13 @@ class DistributedHotKernel:
             "callbacks": self.controller.status(),
         }
 
-    def close(self) -> list[LedgerEntry]:
+    def close(self) -> list[LedgerEntry] | None:
         """Close this rank's callbacks (rank 0 also writes the final state). No collective:
         ranks may end at different moments. Rank 0 returns what
         :meth:`HotKernel.close <hotcb.kernel.HotKernel.close>` returns (the schedule
-        entries missed under ``strict``), the other ranks an empty list."""
+        entries missed under ``strict``, or None), the other ranks None."""
         if self._closed:
-            return []
+            return None
         self._closed = True
         if self._pending is not None:  # every rank started it: it completes
             with contextlib.suppress(Exception):
@@ -611,7 +611,7 @@ class DistributedHotKernel:
         self.controller.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
-        return []
+        return None
 
     def __enter__(self) -> DistributedHotKernel:
         return self

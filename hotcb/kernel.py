@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -134,7 +135,7 @@ class Kernel(Protocol):
         """Apply ``schedule``'s entries when their steps come; the problems found."""
         ...
 
-    def close(self) -> list[LedgerEntry]: ...
+    def close(self) -> list[LedgerEntry] | None: ...
 
 
 class HotKernel:
@@ -266,6 +267,7 @@ class HotKernel:
         #: the ops due at later steps (the config's schedule, ``--at-step`` commands)
         self.schedule = ScheduleRunner()
         self._scheduling = False
+        self._next_due = _as_step(self.schedule.next_due)
         #: the failed entries of schedule entries missed under ``strict`` (close returns them)
         self._missed_failed: list[LedgerEntry] = []
         offset, lineno, mark = 0, 0, None
@@ -325,8 +327,11 @@ class HotKernel:
         """``apply`` while scheduled ops are pending (see :meth:`load_schedule`): the same,
         after applying the ops due at this step and event."""
         self._env = env
-        step = env.get("step")
-        if step is not None and step >= self.schedule.next_due:
+        try:
+            due = env["step"] >= self._next_due
+        except (KeyError, TypeError):  # no step, or none yet: nothing is due
+            due = False
+        if due:
             self.run_schedule(env, events)
         if monotonic() >= self._next_poll:
             self._poll(env, events)
@@ -347,6 +352,7 @@ class HotKernel:
 
     def _arm(self) -> None:
         # an idle run without pending ops keeps the plain `apply`: no cost on the hot path
+        self._next_due = _as_step(self.schedule.next_due)
         if self.schedule.pending:
             self.__dict__["apply"] = self._apply_scheduled
         else:
@@ -800,15 +806,16 @@ class HotKernel:
                 log.warning("hotcb: the state file is written again (%s)", self.run_dir.state)
             self._state_error = None
 
-    def close(self) -> list[LedgerEntry]:
+    def close(self) -> list[LedgerEntry] | None:
         """Write the final state, close every callback, leave the live-run registry.
 
         Returns the ``failed`` ledger entries of the scheduled ops the run missed under the
-        ``strict`` policy (empty otherwise), so a script can fail the job:
-        ``sys.exit(1 if kernel.close() else 0)``. It never raises for them.
+        ``strict`` policy, None when there are none (or the policy is ``best_effort``), so a
+        script can fail the job: ``sys.exit(1 if kernel.close() else 0)``. It never raises
+        for them.
         """
         if self._closed:
-            return []
+            return None
         self._closed = True
         # the env of the last apply (a fresh dict per step or one reused): where the run ended
         self.entries.step = self._env.get("step", self.entries.step)
@@ -834,7 +841,7 @@ class HotKernel:
                 self._registration = None
             self._lock.release()
             self._finalizer.detach()
-        return failed
+        return failed or None
 
     def _close_schedule(self) -> list[LedgerEntry]:
         """Record what the schedule never reached; the ``failed`` entries (strict)."""
@@ -856,6 +863,11 @@ class HotKernel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _as_step(due: float) -> int:
+    """A due step as an int (an int step compares faster with an int than with inf)."""
+    return sys.maxsize if due == float("inf") else int(due)
 
 
 def _finalize(ref: weakref.ref[HotKernel], lock: RunDirLock) -> None:

@@ -206,7 +206,7 @@ def _replace(entry: ScheduleEntry, **changes: Any) -> ScheduleEntry:
     return replace(entry, **changes)
 
 
-def entry_key(entry: ScheduleEntry, taken: Iterable[str] = ()) -> str:
+def entry_key(entry: ScheduleEntry, taken: Iterable[str] | Mapping[str, Any] = ()) -> str:
     """The readable key of ``entry``: ``s<step>_<op>_<id>`` (``s<step>_<module>_<op>_<id>``
     for a module other than ``cb``), ``_2``, ``_3`` ... appended while it is in ``taken``.
     Characters Hydra's key grammar refuses become ``_``.
@@ -220,7 +220,8 @@ def entry_key(entry: ScheduleEntry, taken: Iterable[str] = ()) -> str:
         parts.append(entry.module)
     parts += [entry.op, entry.id]
     base = re.sub(r"[^A-Za-z0-9_\-]", "_", "_".join(parts))
-    taken = set(taken)
+    if not isinstance(taken, (set, frozenset, Mapping)):
+        taken = set(taken)
     key, n = base, 1
     while key in taken:
         n += 1

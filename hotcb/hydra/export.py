@@ -47,6 +47,7 @@ from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final
 from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
 from hotcb.ledger import read_ledger
+from hotcb.replay import schedule_yaml
 from hotcb.rundir import RunDir, read_launch
 from hotcb.schedule import Schedule, schedule_from_ledger
 from hotcb.state import read_state
@@ -323,7 +324,7 @@ def _export_schedule(
     ]
     if command:
         header.append(f"# Replay: {command}")
-    body = yaml.safe_dump(trajectory.to_config(), sort_keys=False, default_flow_style=False)
+    body = schedule_yaml(trajectory)
     _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
     return replace(
         written, next_command=command, schedule_path=path, schedule_entries=len(trajectory)

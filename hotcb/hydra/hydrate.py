@@ -228,12 +228,16 @@ def _original_cwd() -> str:
     return os.getcwd()
 
 
-def _node(cfg: Any) -> dict[str, Any]:
+def _node(cfg: Any, *, schedule: bool = False) -> dict[str, Any]:
+    """The ``hotcb`` node as plain values; its ``schedule`` (which may be large: OmegaConf
+    converts ~5,000 nodes a second) only with ``schedule``, else left out."""
     node = cfg.get("hotcb") if isinstance(cfg, (DictConfig, Mapping)) else None
     if node is None:
         return {}
     if isinstance(node, Mapping) and not isinstance(node, DictConfig):
         node = OmegaConf.create(dict(node))  # may hold DictConfigs (e.g. from instantiate)
+    if isinstance(node, DictConfig) and not schedule and "schedule" in node:
+        node = OmegaConf.masked_copy(node, [str(k) for k in node if k != "schedule"])
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     if not isinstance(container, Mapping):
         raise HydrationError(f"'hotcb' must be a mapping, got {type(container).__name__}")
@@ -383,7 +387,12 @@ def kernel_config(
             raise HydrationError(f"hotcb.freeze: {exc}") from None
     settings.update(kernel_kwargs)
     try:
-        schedule = effective_schedule(Schedule.from_config(node.get("schedule")))
+        node_schedule = (
+            _node(cfg, schedule=True).get("schedule")
+            if "schedule" in (cfg.get("hotcb") or {})
+            else None
+        )
+        schedule = effective_schedule(Schedule.from_config(node_schedule))
     except CommandError as exc:
         raise HydrationError.from_error(exc) from None
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())
