@@ -34,7 +34,13 @@ import yaml
 
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
-from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
+from hotcb.hydra.adopted import (
+    adopted_overrides,
+    deltas_with_adopted,
+    merge_overrides,
+    split_adopted,
+)
+from hotcb.hydra.deltas import DeltaError, final_nodes
 from hotcb.rundir import RunDir, read_launch
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
@@ -108,7 +114,9 @@ def _default_name(run: RunDir) -> str:
     return f"live_{name}" if name else "live"
 
 
-def _next_command(launch: dict[str, Any], name: str) -> str | None:
+def _next_command(
+    launch: dict[str, Any], name: str, adopted: list[str] | None = None
+) -> str | None:
     argv = launch.get("argv") or []
     if not argv:
         return None
@@ -122,6 +130,7 @@ def _next_command(launch: dict[str, Any], name: str) -> str | None:
     if shown.startswith("../../.."):
         shown = str(script)
     kept = [o for o in launch.get("overrides") or [] if not _HOTCB_OVERRIDE.match(o)]
+    kept = merge_overrides(kept, adopted or [])  # adopted trainer callbacks' live changes
     parts = ["python", shown, *kept, f"hotcb/callbacks={name}"]
     return " ".join(shlex.quote(p) for p in parts)
 
@@ -143,9 +152,9 @@ def export_config(
         raise ExportError(f"unknown format {fmt!r}: use group or overrides")
     try:
         if fmt == "overrides":
-            line = " ".join(shlex.quote(d) for d in deltas_for_run(run.path))
+            line = " ".join(shlex.quote(d) for d in deltas_with_adopted(run.path))
             return ExportResult(path=None, text=line, next_command=None)
-        nodes = final_nodes(run.path)
+        nodes, adopted = split_adopted(final_nodes(run.path))
     except DeltaError as exc:
         raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
@@ -164,7 +173,7 @@ def export_config(
             )
         launch = _launch(run)
         path = _config_dir(run, launch) / "hotcb" / "callbacks" / f"{option}.yaml"
-        command = _next_command(launch, option)
+        command = _next_command(launch, option, adopted_overrides(adopted))
     state = read_state(run.state) or {}
     header = [
         "# @package hotcb.callbacks",

@@ -56,6 +56,7 @@ from typing import Any
 from hotcb.errors import HotcbError
 from hotcb.files import NotRegularFileError, open_regular, write_private
 from hotcb.interrupts import is_user_interrupt
+from hotcb.modules.cb.foreign import WRAPPERS, foreign_kind
 from hotcb.modules.cb.protocol import PROTOCOL_METHODS, HotCallback, is_hot_factory
 from hotcb.ops import CallbackTarget
 from hotcb.trust import check_source_file
@@ -316,7 +317,8 @@ def check_target(obj: object, dotted: str, allowed_factories: Collection[str] = 
     """Enforce the target rule on ``obj`` (named ``dotted``) before anything calls it.
 
     Accepted: a class with callable ``handle`` and ``set_params`` (checked on the class,
-    inherited ones included), or anything marked with
+    inherited ones included), a subclass of a Lightning ``Callback`` or an HF
+    ``TrainerCallback`` (:mod:`hotcb.modules.cb.foreign`: built, then wrapped), or anything marked with
     :func:`~hotcb.modules.cb.protocol.hot_factory`, or a factory whose target name is in
     ``allowed_factories``. Raises :class:`LoadError` saying what ``obj`` is otherwise.
 
@@ -329,8 +331,8 @@ def check_target(obj: object, dotted: str, allowed_factories: Collection[str] = 
     ...
     hotcb.modules.cb.loader.LoadError: target 'builtins.print' is a built-in function, not a hot callback: ...
     """
-    if isinstance(obj, type) and not _missing_methods(obj):
-        return
+    if isinstance(obj, type) and (not _missing_methods(obj) or foreign_kind(obj)):
+        return  # a hot callback class, or a Lightning / HF callback class (wrapped)
     if is_hot_factory(obj) or (dotted in allowed_factories and callable(obj)):
         return
     raise LoadError(f"{not_a_callback(dotted, describe_target(obj))}; it was not called")
@@ -497,6 +499,9 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
     :class:`~hotcb.modules.cb.protocol.HotCallback`.
     """
     check_init_kwargs(factory, cb_id, init)
+    kind = foreign_kind(factory)
+    if kind is not None and _missing_methods(factory):  # type: ignore[arg-type]
+        return _wrap_foreign(kind, factory, cb_id, init)
     kwargs = dict(init)
     takes_id = _accepts(factory, "id")
     if takes_id:
@@ -520,6 +525,25 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
             f"callback (missing {', '.join(missing)}); see docs/protocol.md for the protocol"
         )
     return instance
+
+
+def _wrap_foreign(
+    kind: str, factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
+) -> HotCallback:
+    """Build a Lightning / HF callback class with ``init`` and wrap it (see
+    :mod:`hotcb.modules.cb.foreign`)."""
+    module, function = WRAPPERS[kind]
+    name = getattr(factory, "__name__", "the class")
+    try:
+        instance = factory(**init)
+        wrapped: HotCallback = getattr(importlib.import_module(module), function)(instance, cb_id)
+    except BaseException as exc:
+        if is_user_interrupt(exc):
+            raise
+        raise LoadError(
+            f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}"
+        ) from None
+    return wrapped
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
