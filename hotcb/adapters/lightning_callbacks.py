@@ -94,10 +94,16 @@ class LightningCallbackAdapter:
             frozenset(PREFIX + h for h in hooks) if hooks and adopted_key is None else {_NO_EVENT}
         )
         self._started = adopted_key is not None
+        #: start-up hooks run on attach, not to be run again when the trainer forwards them
+        self._replayed: set[str] = set()
 
     def handle(self, event: str, env: dict[str, Any]) -> None:
         if event.startswith(PREFIX):
-            getattr(self.callback, event[len(PREFIX) :])(*env["hook_args"])
+            hook = event[len(PREFIX) :]
+            if hook in self._replayed:
+                self._replayed.discard(hook)
+                return
+            getattr(self.callback, hook)(*env["hook_args"], **env.get("hook_kwargs", {}))
 
     def on_attach(self, env: dict[str, Any]) -> None:
         """First attach inside a running fit: run the start-up hooks it missed."""
@@ -110,6 +116,7 @@ class LightningCallbackAdapter:
             if hook in hooks:
                 args = (trainer, module, "fit") if hook == "setup" else (trainer, module)
                 getattr(self.callback, hook)(*args)
+                self._replayed.add(hook)
 
     def set_params(self, **kwargs: Any) -> None:
         set_live(self.callback, kwargs)

@@ -514,17 +514,20 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
                 instance.id = cb_id
         missing = [m for m in PROTOCOL_METHODS if not callable(getattr(instance, m, None))]
     except BaseException as exc:
-        if is_user_interrupt(exc):
-            raise
-        raise LoadError(
-            f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}"
-        ) from None
+        raise _constructor_failed(cb_id, name, exc) from None
     if missing:
         raise LoadError(
             f"callback {cb_id!r}: {name}(...) returned {describe_target(instance)}, not a hot "
             f"callback (missing {', '.join(missing)}); see docs/protocol.md for the protocol"
         )
     return instance
+
+
+def _constructor_failed(cb_id: str, name: str, exc: BaseException) -> LoadError:
+    """The error for a constructor that raised (the user's own Ctrl-C is raised again)."""
+    if is_user_interrupt(exc):
+        raise exc
+    return LoadError(f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}")
 
 
 def _wrap_foreign(
@@ -538,11 +541,7 @@ def _wrap_foreign(
         instance = factory(**init)
         wrapped: HotCallback = getattr(importlib.import_module(module), function)(instance, cb_id)
     except BaseException as exc:
-        if is_user_interrupt(exc):
-            raise
-        raise LoadError(
-            f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}"
-        ) from None
+        raise _constructor_failed(cb_id, name, exc) from None
     return wrapped
 
 
