@@ -7,20 +7,20 @@ it is Hydra-instantiable) and change the run live with ``hotcb``::
         "heartbeat": {"_target_": "hotcb.modules.cb.callbacks.heartbeat.HeartbeatCallback",
                       "every": 50}})])
 
-    # configs/callbacks/hotcb.yaml
-    hotcb:
-      _target_: hotcb.adapters.lightning.HotCallbackController
-      callbacks:
-        grad_stats: {_target_: hotcb.modules.cb.callbacks.grad_stats.GradStatsCallback, every: 50}
+    # lightning-hydra-template: one line in configs/callbacks/default.yaml
+    defaults:
+      - hotcb        # hotcb's callbacks/hotcb.yaml: the controller reads the `hotcb` node
 
 Events: ``train_begin`` (on_train_start), ``after_backward`` (on_after_backward),
 ``train_step_end`` (on_train_batch_end), ``val_end`` (on_validation_end), ``train_end``.
 The env: ``step`` (``trainer.global_step``; at ``after_backward`` the step in progress,
 ``global_step + 1``, so both events of one step share its number), ``epoch``, ``loss``, ``model`` (the
 LightningModule), ``optimizer`` (the first one), ``optimizers``, ``log``, ``loggers``
-(``trainer.loggers``, so scalars reach them), ``metrics`` (``trainer.callback_metrics``),
+(``trainer.loggers``, so scalars reach them), ``metrics`` (``trainer.callback_metrics``,
+read only when a callback looks: :class:`LazyMetrics`),
 ``rank``, ``trainer``, ``run_dir``. A stop request (``hotcb.requests``) sets
-``trainer.should_stop``.
+``trainer.should_stop``. Lightning callbacks loaded into hotcb get every hook they override,
+forwarded with its real arguments (:mod:`hotcb.adapters.lightning_callbacks`).
 
 Rank-aware: under DDP every rank runs a :class:`~hotcb.distributed.DistributedHotKernel`
 (rank 0 reads commands and writes the ledger; every rank applies each op at the same
@@ -268,8 +268,11 @@ class HotCallbackController(Callback):
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self._ctl is not None:  # the safe point: commands are read here
-            self._apply(trainer, "train_step_end", loss=_loss(outputs))
+        ctl = self._ctl
+        if ctl is not None:  # the safe point: commands are read here
+            # the loss is read (a device sync) only when a callback takes the event
+            loss = _loss(outputs) if ctl.handlers("train_step_end") else None
+            self._apply(trainer, "train_step_end", loss=loss)
             self._forward("on_train_batch_end", (trainer, pl_module, outputs, batch, batch_idx), {})
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
