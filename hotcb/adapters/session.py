@@ -31,12 +31,12 @@ _log = logging.getLogger("hotcb")
 
 def show_hotcb_log() -> None:
     """Make the ``hotcb`` logger's INFO lines (callback output, "hotcb: set heartbeat
-    applied") visible when nothing configured logging: a plain script, not a Hydra app
+    applied") visible on stdout when nothing configured logging: a plain script, not a Hydra app
     (whose job log and console already take them). A configured logging is left alone.
     """
     if _log.hasHandlers():
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stdout)  # where the lines went before (print)
     handler.setFormatter(logging.Formatter("%(message)s"))
     _log.addHandler(handler)
     _log.setLevel(logging.INFO)
