@@ -34,9 +34,10 @@ except ImportError:  # pragma: no cover - exercised only without the extra
         "hotcb.adapters.hf needs transformers: pip install 'hydra-hotcb[hf]'"
     ) from None
 
+from hotcb.adapters.hf_callbacks import HOOKS, PREFIX
 from hotcb.adapters.session import AdapterSession
 
-__all__ = ["HotHFCallback"]
+__all__ = ["HotCBHFCallback", "HotHFCallback"]
 
 
 class HotHFCallback(TrainerCallback):
@@ -57,6 +58,14 @@ class HotHFCallback(TrainerCallback):
         **kernel_kwargs: Any,
     ) -> None:
         self.session = AdapterSession("HotHFCallback", run_dir, callbacks, log, **kernel_kwargs)
+
+    def _forward(self, hook: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        kernel = self.session.kernel
+        if kernel is None or not kernel.callbacks.declares(PREFIX + hook):
+            return
+        env = self.session.env
+        env["hook_args"], env["hook_kwargs"] = args, kwargs
+        kernel.callbacks.dispatch(env, (PREFIX + hook,))
 
     def _apply(self, args: Any, state: Any, control: Any, event: str, **kwargs: Any) -> None:
         if not self.session.running:
@@ -85,16 +94,38 @@ class HotHFCallback(TrainerCallback):
         # every process: under DDP the kernel is a DistributedHotKernel (rank 0 writes)
         self.session.start(Path(args.output_dir) / "hotcb", rank=args.process_index)
         self._apply(args, state, control, "train_begin", **kwargs)
+        self._forward("on_train_begin", (args, state, control), kwargs)
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._apply(args, state, control, "after_backward", **kwargs)
+        self._forward("on_pre_optimizer_step", (args, state, control), kwargs)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._apply(args, state, control, "train_step_end", **kwargs)
+        self._forward("on_step_end", (args, state, control), kwargs)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._apply(args, state, control, "val_end", **kwargs)
+        self._forward("on_evaluate", (args, state, control), kwargs)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._apply(args, state, control, "train_end", **kwargs)
+        self._forward("on_train_end", (args, state, control), kwargs)
         self.session.close()
+
+
+def _forwarder(hook: str) -> Any:
+    def forward(self: HotHFCallback, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._forward(hook, (args, state, control), kwargs)
+
+    forward.__name__ = forward.__qualname__ = hook
+    forward.__doc__ = f"Forward ``{hook}`` to the wrapped TrainerCallbacks that override it."
+    return forward
+
+
+for _hook in HOOKS:
+    if _hook not in vars(HotHFCallback):
+        setattr(HotHFCallback, _hook, _forwarder(_hook))
+
+#: The reference project's name for the callback (same class).
+HotCBHFCallback = HotHFCallback

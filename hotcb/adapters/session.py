@@ -13,7 +13,9 @@ keys; :class:`AdapterSession` does the rest, the same way for Lightning and HF::
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,7 +24,34 @@ from hotcb.kernel import Kernel
 from hotcb.launch import kernel_from_config
 from hotcb.requests import clear_requests, stop_requested
 
-__all__ = ["AdapterSession"]
+__all__ = ["AdapterSession", "log_to_hotcb", "show_hotcb_log"]
+
+_log = logging.getLogger("hotcb")
+
+
+def show_hotcb_log() -> None:
+    """Make the ``hotcb`` logger's INFO lines (callback output, "hotcb: set heartbeat
+    applied") visible on stdout when nothing configured logging: a plain script, not a Hydra app
+    (whose job log and console already take them). A configured logging is left alone.
+    """
+    if _log.hasHandlers():
+        return
+    handler = logging.StreamHandler(sys.stdout)  # where the lines went before (print)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    _log.addHandler(handler)
+    _log.setLevel(logging.INFO)
+
+
+def log_to_hotcb(message: str) -> None:
+    """The adapters' ``env["log"]``: one INFO line on the ``hotcb`` logger.
+
+    >>> log_to_hotcb("[heartbeat] train_step_end step=5")   # nothing configured: not shown
+    """
+    _log.info("%s", message)
+
+
+#: Keys of the ``hotcb`` node that are not kernel settings.
+_NOT_KERNEL = ("callbacks", "adopt")
 
 
 class AdapterSession:
@@ -32,7 +61,9 @@ class AdapterSession:
         owner: the adapter's name, used in error messages.
         run_dir: the hotcb run dir; ``None`` lets :meth:`start` use the adapter's default.
         callbacks: the initial set, as ``hotcb.callbacks`` nodes (id -> ``{_target_, ...}``).
-        log: a ``print``-like sink for callback output (default: ``print`` with flush).
+        log: a ``print``-like sink for callback output (default: the ``hotcb`` logger at
+            INFO, see :func:`log_to_hotcb`).
+        settings: the rest of the ``hotcb`` node (``poll_interval``, ``run_dir``, ...).
         **kernel_kwargs: passed to :class:`~hotcb.kernel.HotKernel`.
     """
 
@@ -42,12 +73,14 @@ class AdapterSession:
         run_dir: str | os.PathLike[str] | None = None,
         callbacks: Mapping[str, Any] | None = None,
         log: Callable[[str], Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
         **kernel_kwargs: Any,
     ) -> None:
-        self.run_dir = run_dir
+        self.settings = {k: v for k, v in (settings or {}).items() if k not in _NOT_KERNEL}
+        self.run_dir = run_dir or self.settings.pop("run_dir", None)
         self.callbacks = callback_nodes(callbacks, owner)
         self.kernel_kwargs = kernel_kwargs
-        self.sink: Callable[[str], Any] = log or (lambda message: print(message, flush=True))
+        self.sink: Callable[[str], Any] = log or log_to_hotcb
         self.kernel: Kernel | None = None
         self.env: dict[str, Any] = {}
 
@@ -60,7 +93,8 @@ class AdapterSession:
         """Hydrate the kernel from the initial set (once); ``env`` seeds the env dict."""
         if self.kernel is not None:
             return
-        cfg = {"hotcb": {"callbacks": self.callbacks}}
+        show_hotcb_log()
+        cfg = {"hotcb": {**self.settings, "callbacks": self.callbacks}}
         run_dir = self.run_dir or default_run_dir
         kernel = kernel_from_config(cfg, run_dir=run_dir, **self.kernel_kwargs)
         self.kernel = kernel

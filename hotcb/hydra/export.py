@@ -43,6 +43,7 @@ import yaml
 
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
+from hotcb.hydra.adopted import adopted_overrides, merge_overrides, split_adopted
 from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final_nodes
 from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
@@ -190,7 +191,11 @@ def export_config(
             "use it without --out and --format overrides"
         )
     try:
-        deltas = compute_deltas(baseline_nodes(run.path), final_nodes(run.path))
+        base, _ = split_adopted(baseline_nodes(run.path))
+        plain, adopted = split_adopted(final_nodes(run.path))
+        # adopted trainer callbacks change through overrides of their own config node
+        adopted_changes = adopted_overrides(adopted)
+        deltas = compute_deltas(base, plain) + adopted_changes
     except DeltaError as exc:
         raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
@@ -201,19 +206,20 @@ def export_config(
         line = " ".join(shlex.quote(d) for d in deltas)
         return ExportResult(path=None, text=line, next_command=None)
     if out is not None:
-        text = _option_text(run, final_nodes(run.path))
+        text = _option_text(run, plain)
         path = Path(out).expanduser().absolute()  # a symlink there is replaced, not followed
         _write_new(path, text.encode("utf-8"), force=force)
         return ExportResult(path=path, text=text, next_command=None)
     copier = SourceCopier(run.path, lambda: _own_config_dir(run))
     try:
-        nodes = final_nodes(run.path, source_path=copier)
+        nodes, _ = split_adopted(final_nodes(run.path, source_path=copier))
     except (DeltaError, SourceCopyError) as exc:
         raise ExportError.from_error(exc) from None
     _own_config_dir(run)  # refuses another user's run before anything is written
     option = name or _default_name(run)
     trajectory = _trajectory(run, copier) if schedule else None
-    result = _export_option(run, option, nodes, _option_text(run, nodes), force)
+    text = _option_text(run, nodes)
+    result = _export_option(run, option, nodes, text, force, adopted_changes)
     if trajectory is not None:
         return _export_schedule(run, trajectory, option, result, force=force)
     return result
@@ -233,10 +239,17 @@ def _option_text(run: RunDir, nodes: dict[str, Any], command: str | None = None)
 
 
 def _export_option(
-    run: RunDir, option: str, nodes: dict[str, Any], text: str, force: bool
+    run: RunDir,
+    option: str,
+    nodes: dict[str, Any],
+    text: str,
+    force: bool,
+    extra: list[str],
 ) -> ExportResult:
     """Write ``option`` into the app's ``hotcb/callbacks`` group, after Hydra says the name
-    is free, and compose the next command with Hydra (:mod:`hotcb.hydra.nextrun`)."""
+    is free, and compose the next command with Hydra (:mod:`hotcb.hydra.nextrun`); the
+    next command also carries the ``extra`` overrides (replacing the run's own for the
+    same keys)."""
     launch = _launch(run)
     hydra = _hydra_doc(run)
     conf = _config_dir(run, launch, hydra)
@@ -244,7 +257,7 @@ def _export_option(
     job = hydra.get("job") or {}
     overrides = (hydra.get("overrides") or {}).get("task") or launch.get("overrides") or []
     overrides = [str(o) for o in overrides]
-    kept = [o for o in overrides if not _HOTCB_OVERRIDE.match(o)]
+    kept = merge_overrides([o for o in overrides if not _HOTCB_OVERRIDE.match(o)], extra)
     plus = any(o.startswith("+hotcb/callbacks") for o in overrides)
     script = _script(launch)
     app = HydraApp(

@@ -51,6 +51,8 @@ def test_example_trains_and_records_its_callbacks(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[heartbeat] train_step_end step=100" in proc.stdout
+    # the same "applied" lines as the Hydra app, through the hotcb logger
+    assert "hotcb: load heartbeat applied" in proc.stdout
     entries = read_ledger(run_dir / "hotcb.applied.jsonl").entries
     assert {
         e.id for e in entries if e.source == "config" and e.decision == "applied"

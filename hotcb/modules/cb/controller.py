@@ -283,6 +283,15 @@ class HotController:
                         raise
                     self._handle_failed(self._handle_ids[handle], event, env, exc)
 
+    def handlers(self, event: str) -> tuple[Handle, ...]:
+        """The handles :meth:`dispatch` would call for ``event`` (empty: nobody takes it,
+        so an adapter can skip building the env for that hook)."""
+        return self._by_event.get(event, self._every_event)
+
+    def declares(self, event: str) -> bool:
+        """Whether an enabled callback declared ``event`` (a forwarded trainer hook, say)."""
+        return event in self._by_event
+
     def _rebuild(self) -> None:
         """Rebuild the dispatch structures from the slots (the one place that does)."""
         if self._watchdog is not None or any(
@@ -441,6 +450,9 @@ class HotController:
         if op.op != "load" and op.id not in self._slots:
             known = ", ".join(sorted(self._slots)) or "none loaded"
             return OpResult("failed", f"unknown callback id {op.id!r} (known: {known})")
+        refused = _refused(self._slots.get(op.id), op.op)
+        if refused:
+            return OpResult("failed", refused)
         try:
             result: OpResult = self._op_load(op, sha256) if op.op == "load" else handler(op)
         except LoadError as exc:
@@ -843,3 +855,18 @@ def init_keys(
 
 def _kwargs(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+
+def _refused(slot: _Slot | None, op: str) -> str | None:
+    """Why the callback in ``slot`` refuses ``op``: its optional ``refuse_op(op)`` (an
+    adopted trainer callback takes only ``set``, see hotcb.adapters.lightning_callbacks)."""
+    refuse = getattr(slot.instance, "refuse_op", None) if slot is not None else None
+    if refuse is None:
+        return None
+    try:
+        reason = refuse(op)
+    except BaseException as exc:
+        if is_user_interrupt(exc):
+            raise
+        return f"{slot.id}.refuse_op({op!r}) raised {describe_exception(exc)}"  # type: ignore[union-attr]
+    return str(reason) if reason else None

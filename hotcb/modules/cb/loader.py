@@ -56,6 +56,7 @@ from typing import Any
 from hotcb.errors import HotcbError
 from hotcb.files import NotRegularFileError, open_regular, write_private
 from hotcb.interrupts import is_user_interrupt
+from hotcb.modules.cb.foreign import WRAPPERS, foreign_kind
 from hotcb.modules.cb.protocol import PROTOCOL_METHODS, HotCallback, is_hot_factory
 from hotcb.ops import CallbackTarget
 from hotcb.trust import check_source_file
@@ -317,7 +318,8 @@ def check_target(obj: object, dotted: str, allowed_factories: Collection[str] = 
     """Enforce the target rule on ``obj`` (named ``dotted``) before anything calls it.
 
     Accepted: a class with callable ``handle`` and ``set_params`` (checked on the class,
-    inherited ones included), or anything marked with
+    inherited ones included), a subclass of a Lightning ``Callback`` or an HF
+    ``TrainerCallback`` (:mod:`hotcb.modules.cb.foreign`: built, then wrapped), or anything marked with
     :func:`~hotcb.modules.cb.protocol.hot_factory`, or a factory whose target name is in
     ``allowed_factories``. Raises :class:`LoadError` saying what ``obj`` is otherwise.
 
@@ -330,8 +332,8 @@ def check_target(obj: object, dotted: str, allowed_factories: Collection[str] = 
     ...
     hotcb.modules.cb.loader.LoadError: target 'builtins.print' is a built-in function, not a hot callback: ...
     """
-    if isinstance(obj, type) and not _missing_methods(obj):
-        return
+    if isinstance(obj, type) and (not _missing_methods(obj) or foreign_kind(obj)):
+        return  # a hot callback class, or a Lightning / HF callback class (wrapped)
     if is_hot_factory(obj) or (dotted in allowed_factories and callable(obj)):
         return
     raise LoadError(f"{not_a_callback(dotted, describe_target(obj))}; it was not called")
@@ -498,6 +500,9 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
     :class:`~hotcb.modules.cb.protocol.HotCallback`.
     """
     check_init_kwargs(factory, cb_id, init)
+    kind = foreign_kind(factory)
+    if kind is not None and _missing_methods(factory):  # type: ignore[arg-type]
+        return _wrap_foreign(kind, factory, cb_id, init)
     kwargs = dict(init)
     takes_id = _accepts(factory, "id")
     if takes_id:
@@ -510,11 +515,7 @@ def instantiate(factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
                 instance.id = cb_id
         missing = [m for m in PROTOCOL_METHODS if not callable(getattr(instance, m, None))]
     except BaseException as exc:
-        if is_user_interrupt(exc):
-            raise
-        raise LoadError(
-            f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}"
-        ) from None
+        raise _constructor_failed(cb_id, name, exc) from None
     if missing:
         raise LoadError(
             f"callback {cb_id!r}: {name}(...) returned {describe_target(instance)}, not a hot "
@@ -538,6 +539,28 @@ def named_parameters(factory: Callable[..., Any]) -> frozenset[str]:
         return frozenset()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return frozenset(n for n, p in params.items() if p.kind in kinds and n != "id")
+
+
+def _constructor_failed(cb_id: str, name: str, exc: BaseException) -> LoadError:
+    """The error for a constructor that raised (the user's own Ctrl-C is raised again)."""
+    if is_user_interrupt(exc):
+        raise exc
+    return LoadError(f"callback {cb_id!r}: {name}(...) raised {describe_exception(exc)}")
+
+
+def _wrap_foreign(
+    kind: str, factory: Callable[..., Any], cb_id: str, init: Mapping[str, Any]
+) -> HotCallback:
+    """Build a Lightning / HF callback class with ``init`` and wrap it (see
+    :mod:`hotcb.modules.cb.foreign`)."""
+    module, function = WRAPPERS[kind]
+    name = getattr(factory, "__name__", "the class")
+    try:
+        instance = factory(**init)
+        wrapped: HotCallback = getattr(importlib.import_module(module), function)(instance, cb_id)
+    except BaseException as exc:
+        raise _constructor_failed(cb_id, name, exc) from None
+    return wrapped
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:

@@ -8,8 +8,9 @@ over the current directory and ``sys.path``; only top-level names go through
 :mod:`ast`, and follows ``from x import Y`` re-exports, aliases and base classes a few
 levels. The answer is a :class:`StaticVerdict`:
 
-* ``ok``: a class that has ``handle`` and ``set_params`` (itself or a base class), or a
-  factory marked with ``@hot_factory`` (or listed in the run's ``allowed_factories``);
+* ``ok``: a class that has ``handle`` and ``set_params`` (itself or a base class), a
+  subclass of a Lightning ``Callback`` or an HF ``TrainerCallback`` (wrapped by the run, see
+  :mod:`hotcb.modules.cb.foreign`), or a factory marked with ``@hot_factory`` (or listed in the run's ``allowed_factories``);
 * ``refused``: provably not one (a plain ``def``, a module-level value, a module, a name
   in a built-in module, a class without ``set_params``), with the kernel's message;
 * ``unknown``: the source cannot tell (a base class in a C extension, a name created at
@@ -38,6 +39,7 @@ from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from typing import Literal
 
+from hotcb.modules.cb.foreign import FOREIGN_BASES
 from hotcb.modules.cb.loader import blocked_message, is_blocked_target, not_a_callback
 from hotcb.modules.cb.protocol import PROTOCOL_METHODS
 
@@ -70,6 +72,8 @@ class _Thing:
     open: bool = False
     #: kind == "module": its dotted name
     module: str = ""
+    #: class: it derives from a framework callback base (:data:`FOREIGN_BASES`)
+    foreign: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,9 @@ def _classes_hint(tree: ast.Module | None) -> str:
 def _verdict(thing: _Thing, dotted: str, allowed: Collection[str]) -> StaticVerdict:
     if thing.kind == "blocked":
         return StaticVerdict("refused", blocked_message(thing.what))
-    if thing.kind == "marked" or (thing.kind == "class" and thing.methods >= _METHODS):
+    if thing.kind == "marked" or (
+        thing.kind == "class" and (thing.methods >= _METHODS or thing.foreign)
+    ):
         return StaticVerdict("ok")
     if dotted in allowed and thing.kind in ("function", "class", "unknown"):
         return StaticVerdict("ok")
@@ -335,7 +341,8 @@ class _Checker:
         methods = set(_class_members(node) & _METHODS)
         open_ = bool(node.decorator_list) or "__init_subclass__" in _class_members(node)
         open_ |= any(k.arg == "metaclass" for k in node.keywords)
-        if methods < _METHODS:
+        foreign = f"{module.name}.{node.name}" in FOREIGN_BASES
+        if methods < _METHODS and not foreign:
             for base in node.bases:
                 thing = self.reference(module, base, depth + 1)
                 if thing.kind == "marked":
@@ -343,11 +350,14 @@ class _Checker:
                 if thing.kind == "class":
                     methods |= thing.methods
                     open_ |= thing.open
+                    foreign |= thing.foreign
                 else:
                     open_ = True  # a base the source cannot show (C extension, computed)
         missing = [m for m in PROTOCOL_METHODS if m not in methods]
         what = f"a class without {' and '.join(m + '()' for m in missing)}" if missing else ""
-        return _Thing("class", what or "a hot callback class", frozenset(methods), open_)
+        return _Thing(
+            "class", what or "a hot callback class", frozenset(methods), open_, "", foreign
+        )
 
 
 def _builtin(obj: object, name: str) -> _Thing:
