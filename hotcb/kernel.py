@@ -140,7 +140,8 @@ class HotKernel:
             which survives power loss).
         state_interval: at most this often (seconds) ``hotcb.state.json`` is refreshed
             just to report a new step; changes to the set are written at once.
-        commands_path / config_path: a different command file / a desired-state YAML.
+        commands_path / config_path: a different command file / a desired-state YAML
+            (default: ``run_dir/hotcb.yaml``, followed once it exists).
         modules: kernel modules by name (default: the hot-callback module only,
             :class:`~hotcb.modules.cb.module.CallbackModule`). The kernel knows none by
             name: it routes each op by its ``module`` field (see :mod:`hotcb.modules.base`).
@@ -235,6 +236,8 @@ class HotKernel:
         commands = (
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
+        if config_path is None and self.follows_run_dir_yaml:
+            config_path = self.run_dir.desired  # followed once it exists (hotcb init writes it)
         self._desired = DesiredStateFile(config_path) if config_path is not None else None
         self._state_error: str | None = None
         self._recreate_error: str | None = None
@@ -270,6 +273,8 @@ class HotKernel:
 
     #: this process's rank: a HotKernel is one process (see :class:`Kernel`)
     rank = 0
+    #: without ``config_path``, follow ``run_dir/hotcb.yaml`` when it exists
+    follows_run_dir_yaml = True
 
     @property
     def callbacks(self) -> HotController:

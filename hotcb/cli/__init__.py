@@ -12,6 +12,8 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 ============================  ===========================================================
 :mod:`hotcb.cli.app`          the group, its errors, which run or sweep a command acts on
 :mod:`hotcb.cli.change`       ``cb load | set | enable | disable | unload``
+:mod:`hotcb.cli.shortcuts`    the same as ``hotcb enable | disable | set | load | unload``
+:mod:`hotcb.cli.init`         ``init``: prepare a run dir before the run starts
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
@@ -31,12 +33,15 @@ from collections.abc import Sequence
 from hotcb.cli.app import cli
 from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
+from hotcb.cli.init import init
+from hotcb.cli.shortcuts import add_shortcuts
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, status, log, export_config, runs):
+for _command in (cb, status, log, export_config, runs, init):
     cli.add_command(_command)
+add_shortcuts(cli, cb)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
