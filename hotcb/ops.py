@@ -229,6 +229,13 @@ OPS: tuple[str, ...] = tuple(spec.name for spec in CALLBACK_OPS)
 #: Accepted spellings that normalise to a canonical op.
 OP_ALIASES: dict[str, str] = {a: spec.name for spec in CALLBACK_OPS for a in spec.aliases}
 
+#: What to say about a module of the reference project (sidphbot/hotcb) hotcb does not have.
+_REFERENCE_MODULES = dict.fromkeys(
+    ("opt", "loss", "core", "tune"),
+    " (the reference project's optimizer, loss, freeze and tuning modules are not part "
+    "of hotcb; see docs/migrating.md)",
+)
+
 #: module -> (op name or alias -> spec): every op a command may name
 _REGISTRY: dict[str, dict[str, OpSpec]] = {}
 
@@ -372,6 +379,7 @@ class Op:
         if table is None:
             raise CommandError(
                 f"unknown module {module!r}: the modules here are {', '.join(known_modules())}"
+                + _REFERENCE_MODULES.get(module, "")
             )
         names = list(dict.fromkeys(spec.name for spec in table.values()))
         aliases = [a for a, spec in table.items() if a != spec.name]

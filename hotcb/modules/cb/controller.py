@@ -465,6 +465,12 @@ class HotController:
         details: dict[str, Any] = {"replaced": previous is not None}
         if resolved.sha256:
             details["sha256"] = resolved.sha256
+            # the reference project's field for the same fact (its recipe tools read it)
+            folder = self.sources_dir.name if self.sources_dir is not None else "hotcb.sources"
+            details["source_capture"] = {
+                "sha256": resolved.sha256,
+                "captured_path": f"{folder}/{resolved.sha256}.py",
+            }
         return OpResult("applied", details=details)
 
     def _resolve(self, target: CallbackTarget) -> Resolved:
