@@ -48,6 +48,7 @@ from typing import Any, Protocol, runtime_checkable
 from hotcb.desired import DesiredStateFile
 from hotcb.intake import Command, CommandIntake
 from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
+from hotcb.logfile import LogFile
 from hotcb.modules.base import Env, KernelModule, OpResult
 from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.module import CallbackModule
@@ -153,6 +154,12 @@ class HotKernel:
             :func:`~hotcb.modules.cb.protocol.hot_factory` (code you cannot decorate).
             Every other target must be a class with ``handle`` and ``set_params``, or a
             marked factory (docs/protocol.md).
+        debounce_steps: read commands at most every this many ``apply`` calls, on top of
+            ``poll_interval`` (default 1: the time gate alone). The reference project's
+            option; a count above 1 costs a counter per ``apply``.
+        log_path: also append hotcb's log (INFO and up: ops applied, failures, warnings)
+            to this file (see :mod:`hotcb.logfile`).
+        poll_interval_sec: the reference project's name of ``poll_interval``.
 
     Raises :class:`~hotcb.runlock.RunDirBusy` if another kernel holds ``run_dir``.
     """
@@ -171,7 +178,16 @@ class HotKernel:
         register: bool = True,
         resume: bool = True,
         allowed_factories: Sequence[str] = (),
+        debounce_steps: int = 1,
+        log_path: str | os.PathLike[str] | None = None,
+        poll_interval_sec: float | None = None,
     ) -> None:
+        if poll_interval_sec is not None:
+            poll_interval = poll_interval_sec
+        if isinstance(debounce_steps, bool) or not isinstance(debounce_steps, int):
+            raise ValueError(f"debounce_steps must be an integer >= 1, got {debounce_steps!r}")
+        if debounce_steps < 1:
+            raise ValueError(f"debounce_steps must be an integer >= 1, got {debounce_steps!r}")
         if poll_interval < 0:
             raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
         if isinstance(allowed_factories, str) or not all(
@@ -183,7 +199,10 @@ class HotKernel:
         self.allowed_factories = frozenset(allowed_factories)
         self.run_dir = RunDir(run_dir).ensure()
         self._lock = RunDirLock.acquire(self.run_dir.lock)
+        self._log_file: LogFile | None = None
         try:
+            if log_path is not None:
+                self._log_file = LogFile(log_path)
             self._start(
                 poll_interval=poll_interval,
                 auto_disable_on_error=auto_disable_on_error,
@@ -196,8 +215,15 @@ class HotKernel:
                 resume=resume,
             )
         except BaseException:
+            if self._log_file is not None:
+                self._log_file.close()
             self._lock.release()
             raise
+        #: read commands at most every this many ``apply`` calls (and ``poll_interval``)
+        self.debounce_steps = debounce_steps
+        if debounce_steps > 1:  # the plain apply stays as cheap as it is without
+            self._countdown = 0
+            self.apply = self._apply_debounced  # type: ignore[method-assign]
         # runs close() at interpreter exit if the loop never called it, and releases the
         # run dir if the kernel is dropped without close()
         self._finalizer = weakref.finalize(self, _finalize, weakref.ref(self), self._lock)
@@ -298,6 +324,15 @@ class HotKernel:
         """Apply pending commands (at most every ``poll_interval``), then dispatch
         ``events`` to every module. Never raises because of a command or a callback."""
         if monotonic() >= self._next_poll:
+            self._poll(env, events)
+        self._dispatch(env, events)
+
+    def _apply_debounced(self, env: Env, events: Sequence[str]) -> None:
+        """:meth:`apply` with ``debounce_steps`` > 1: the clock is read only once that
+        many calls have passed since the last read of the command file."""
+        self._countdown -= 1
+        if self._countdown <= 0 and monotonic() >= self._next_poll:
+            self._countdown = self.debounce_steps
             self._poll(env, events)
         self._dispatch(env, events)
 
@@ -610,6 +645,8 @@ class HotKernel:
             if self._registration is not None:
                 _unregister(self._registration)
                 self._registration = None
+            if self._log_file is not None:
+                self._log_file.close()
             self._lock.release()
             self._finalizer.detach()
 

@@ -27,9 +27,7 @@ __all__ = ["SHORTCUTS", "add_shortcuts"]
 SHORTCUTS: tuple[str, ...] = ("enable", "disable", "set", "load", "unload")
 
 
-def add_shortcuts(
-    group: click.Group, cb: click.Group, names: Sequence[str] = SHORTCUTS
-) -> None:
+def add_shortcuts(group: click.Group, cb: click.Group, names: Sequence[str] = SHORTCUTS) -> None:
     """Register each ``cb`` command in ``names`` under ``group`` by the same name."""
     for name in names:
         group.add_command(cb.commands[name], name)

@@ -16,7 +16,8 @@ Each node under ``hotcb.callbacks`` is one callback, keyed by its id::
 
 Other keys are constructor kwargs, checked against the constructor's signature.
 Kernel settings may sit beside ``callbacks``: ``poll_interval``, ``auto_disable_on_error``,
-``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``.
+``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``, ``debounce_steps``,
+``log_path``.
 
 A ``_target_`` must name a class with ``handle`` and ``set_params``, or a factory marked
 with ``@hot_factory`` or listed in ``hotcb.allowed_factories`` (the target rule, checked
@@ -78,6 +79,8 @@ KERNEL_KEYS = (
     "state_interval",
     "sync_every",
     "allowed_factories",
+    "debounce_steps",
+    "log_path",
 )
 #: Hydra's instantiate keys that make no sense for a hot callback.
 _UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")

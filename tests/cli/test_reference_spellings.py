@@ -88,7 +88,8 @@ def test_param_takes_several_pairs_and_values_may_hold_equals_and_minus(run: Hot
 
 def test_a_word_that_is_not_a_pair_after_init_is_still_refused(run: HotKernel) -> None:
     result = CliRunner().invoke(
-        cli, ["--dir", str(run.run_dir.path), "cb", "load", "t", *TIMING, "--init", "every=7", "oops"]
+        cli,
+        ["--dir", str(run.run_dir.path), "cb", "load", "t", *TIMING, "--init", "every=7", "oops"],
     )
     assert result.exit_code == 1
     assert result.stderr.startswith("hotcb: error: ")
@@ -138,7 +139,14 @@ def test_top_level_shortcuts_queue_what_cb_queues(run: HotKernel) -> None:
         assert invoke(*where, *long).exit_code == 0
     lines = queued(run)
     assert lines[0::2] == lines[1::2]  # each shortcut wrote what its cb command wrote
-    assert [e.op for e in applied(run, 2)] == ["set", "set", "disable", "disable", "enable", "enable"]
+    assert [e.op for e in applied(run, 2)] == [
+        "set",
+        "set",
+        "disable",
+        "disable",
+        "enable",
+        "enable",
+    ]
     assert run.callbacks.status()["heartbeat"]["params"] == {"every": 5}
     assert invoke(*where, "unload", "heartbeat").exit_code == 0
     [entry] = applied(run, 3)

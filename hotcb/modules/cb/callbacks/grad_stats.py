@@ -51,6 +51,7 @@ def norm_order(value: Any) -> float:
         )
     return float(value)
 
+
 EVENTS = frozenset({"after_backward", "train_step_end"})
 
 

@@ -19,11 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
-from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.callbacks.emit import emit
+from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.params import boolean, check_known, positive_int
 
 __all__ = ["SystemStatsCallback"]
@@ -90,8 +91,6 @@ class SystemStatsCallback:
             return "CUDA is not available"
         scalars["cuda_allocated_mib"] = torch.cuda.memory_allocated() / 2**20
         scalars["cuda_reserved_mib"] = torch.cuda.memory_reserved() / 2**20
-        try:
+        with contextlib.suppress(Exception):  # it needs pynvml; memory is reported anyway
             scalars["cuda_utilization_percent"] = float(torch.cuda.utilization())
-        except Exception:  # noqa: BLE001 - needs pynvml; memory is reported anyway
-            pass
         return None
