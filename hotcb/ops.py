@@ -365,21 +365,21 @@ class Op:
         """Validate a decoded command object. Raises :class:`CommandError`."""
         if not isinstance(data, Mapping):
             raise CommandError(f"a command must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - _COMMAND_KEYS)
-        if unknown:
-            raise CommandError(
-                f"unknown field(s) {', '.join(map(repr, unknown))}; a command may have "
-                f"{', '.join(sorted(_COMMAND_KEYS))}"
-            )
         module = data.get("module", DEFAULT_MODULE)
         if not isinstance(module, str) or not module:
             raise CommandError(f"'module' must be a non-empty string, got {module!r}")
         check_text(module, "module")
         table = module_ops(module)
-        if table is None:
+        if table is None:  # said first: a module's own fields are unknown here too
             raise CommandError(
                 f"unknown module {module!r}: the modules here are {', '.join(known_modules())}"
                 + _REFERENCE_MODULES.get(module, "")
+            )
+        unknown = sorted(set(data) - _COMMAND_KEYS)
+        if unknown:
+            raise CommandError(
+                f"unknown field(s) {', '.join(map(repr, unknown))}; a command may have "
+                f"{', '.join(sorted(_COMMAND_KEYS))}"
             )
         names = list(dict.fromkeys(spec.name for spec in table.values()))
         aliases = [a for a, spec in table.items() if a != spec.name]
