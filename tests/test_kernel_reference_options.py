@@ -106,3 +106,26 @@ def test_log_path_refuses_a_symlink(tmp_path: Path) -> None:
         HotKernel(run_dir=tmp_path / "run", log_path=tmp_path / "hotcb.log", register=False)
     assert target.read_text() == "keep\n"
     HotKernel(run_dir=tmp_path / "run", register=False).close()  # the run dir is free again
+
+
+def test_the_standalone_controller_takes_them_too(tmp_path: Path) -> None:
+    # the reference's HotController docstring: config, commands, debounce_steps, log_path
+    from hotcb.modules.cb import HotController
+
+    (tmp_path / "hotcb.yaml").write_text(
+        "version: 1\ncallbacks:\n  hb:\n    target: " + json.dumps(HEARTBEAT.to_dict()) + "\n"
+    )
+    ctl = HotController(
+        str(tmp_path / "hotcb.yaml"),
+        str(tmp_path / "hotcb.commands.jsonl"),
+        poll_interval_sec=0,
+        debounce_steps=2,
+        log_path=str(tmp_path / "hotcb.log"),
+    )
+    try:
+        for step in range(1, 4):
+            ctl.apply({"step": step}, ["train_step_end"])
+        assert ctl.status()["hb"]["enabled"] is True
+    finally:
+        ctl.close()
+    assert "load hb applied" in (tmp_path / "hotcb.log").read_text()

@@ -191,7 +191,7 @@ def test_anomaly_guard_reference_params(run: Run) -> None:
 def test_the_reference_names_load_from_a_desired_state_file(
     kernel_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
-    # the reference's docs/api/config.md example, against hotcb's module paths
+    # the reference's docs/api/config.md example, with its module paths (hotcb.callbacks.*)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "hotcb.yaml").write_text(
@@ -199,11 +199,11 @@ def test_the_reference_names_load_from_a_desired_state_file(
 callbacks:
   timing:
     enabled: true
-    target: {{ kind: module, path: {CALLBACKS}.timing, symbol: TimingCallback }}
+    target: {{ kind: module, path: hotcb.callbacks.timing, symbol: TimingCallback }}
     init: {{ every: 50, window: 200 }}
   guard:
     enabled: true
-    target: {{ kind: module, path: {CALLBACKS}.anomaly_guard, symbol: AnomalyGuardCallback }}
+    target: {{ kind: module, path: hotcb.callbacks.anomaly_guard, symbol: AnomalyGuardCallback }}
     init:
       every: 1
       paths: ["loss", "outputs.logits"]
@@ -218,3 +218,31 @@ callbacks:
     status = kernel.callbacks.status()
     assert sorted(status) == ["guard", "jsonl", "timing"]
     assert all(s["error"] is None and s["enabled"] for s in status.values())
+
+
+REFERENCE_PATHS = [
+    ("heartbeat", "HeartbeatCallback"),
+    ("timing", "TimingCallback"),
+    ("system_stats", "SystemStatsCallback"),
+    ("tensor_stats", "TensorStatsCallback"),
+    ("grad_stats", "GradStatsCallback"),
+    ("anomaly_guard", "AnomalyGuardCallback"),
+    ("jsonl_logger", "JSONLLoggerCallback"),
+]
+
+
+def test_the_reference_module_paths_pass_the_cli_check_and_load(run: Run) -> None:
+    from click.testing import CliRunner
+
+    from hotcb.cli import cli
+
+    where = ["--dir", str(run.kernel.run_dir.path)]
+    for module, symbol in REFERENCE_PATHS:
+        result = CliRunner().invoke(cli, [*where, "load", module, "--module",
+                                          f"hotcb.callbacks.{module}", "--symbol", symbol])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "not checked here" not in result.output  # the target rule decided it from source
+    run.steps(1)
+    status = run.kernel.callbacks.status()
+    assert sorted(status) == sorted(m for m, _ in REFERENCE_PATHS)
+    assert all(s["error"] is None and s["loaded"] for s in status.values())
