@@ -17,28 +17,11 @@ from click.testing import CliRunner
 from hotcb.cli import cli
 from hotcb.kernel import HotKernel
 from hotcb.ledger import read_ledger
-from hotcb.ops import Op
+from tests.cli.test_commands import invoke, queued
+from tests.cli.test_commands import run as run  # the fixture: a run dir with heartbeat loaded
 from tests.helpers import HEARTBEAT
 
 TIMING = ("--path", "hotcb.modules.cb.callbacks.timing", "--symbol", "TimingCallback")
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Any:
-    """A run dir whose kernel has heartbeat loaded (closed again after the test)."""
-    kernel = HotKernel(run_dir=tmp_path / "run", poll_interval=0, register=False)
-    kernel.submit(Op(op="load", id="heartbeat", target=HEARTBEAT, init={"every": 10}))
-    kernel.apply({"step": 1}, ["train_step_end"])
-    yield kernel
-    kernel.close()
-
-
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def queued(kernel: HotKernel) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in kernel.run_dir.commands.read_text().splitlines()]
 
 
 def applied(kernel: HotKernel, step: int) -> list[Any]:
