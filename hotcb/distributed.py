@@ -98,9 +98,6 @@ class _Leader(HotKernel):
     """Rank 0's kernel: a HotKernel whose state also records the world."""
 
     world: dict[str, Any] = {}
-    #: a desired-state file is not supported under torch.distributed (rank 0 only would
-    #: follow it)
-    follows_run_dir_yaml = False
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), **self.world}

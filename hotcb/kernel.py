@@ -262,7 +262,7 @@ class HotKernel:
         commands = (
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
-        if config_path is None and self.follows_run_dir_yaml:
+        if config_path is None:
             config_path = self.run_dir.desired  # followed once it exists (hotcb init writes it)
         self._desired = DesiredStateFile(config_path) if config_path is not None else None
         self._state_error: str | None = None
@@ -299,8 +299,6 @@ class HotKernel:
 
     #: this process's rank: a HotKernel is one process (see :class:`Kernel`)
     rank = 0
-    #: without ``config_path``, follow ``run_dir/hotcb.yaml`` when it exists
-    follows_run_dir_yaml = True
 
     @property
     def callbacks(self) -> HotController:

@@ -143,7 +143,7 @@ def test_no_file_needed_and_an_explicit_config_path_wins(
 
 
 def test_a_distributed_kernel_does_not_follow_it(tmp_path: Path) -> None:
-    # under torch.distributed only rank 0 would read it: the file is not followed there
+    # the DDP kernel reads commands at sync points only: the file is not followed there
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     write(run_dir, our_shape({"hb": {"target": HEARTBEAT_DICT}}))
