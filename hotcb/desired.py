@@ -16,6 +16,11 @@ and the live set into ops (``load`` for a new or re-targeted callback, ``set`` f
 changed params, ``enable`` / ``disable``, ``unload`` for a callback this file loaded and
 no longer lists). Reconciling the same file twice produces no ops.
 
+The reference project's shape is read too: ``version: 1`` and the callbacks under the
+module's own section (``cb: {callbacks: {timing: ...}}``: the ``section`` the cb module
+passes), with the same keys per callback. Its other sections (``core``, ``opt``, ``loss``)
+are for modules hotcb does not have and are left alone.
+
 Example:
     >>> desired = parse_desired({"callbacks": {"hb": {"target": {"kind": "module",
     ...     "path": "hotcb.modules.cb.callbacks.heartbeat", "symbol": "HeartbeatCallback"},
@@ -41,19 +46,57 @@ __all__ = ["DesiredStateFile", "parse_desired", "plan"]
 _SPEC_KEYS = frozenset({"target", "init", "params", "enabled"})
 
 
-def parse_desired(data: Any) -> dict[str, Op]:
+def _callbacks_section(
+    data: Mapping[str, Any], module: str | None
+) -> tuple[Mapping[str, Any], str]:
+    """The ``callbacks`` mapping of a document (ours at the top, or the reference's under
+    the ``module`` section) and the key it is under."""
+    version = data.get("version", 1)
+    if version != 1 or isinstance(version, bool):
+        raise CommandError(f"version must be 1, got {version!r}", key="version")
+    section, where = data, ""
+    if module is not None and data.get(module) is not None:
+        section, where = data[module], f"{module}."
+        if not isinstance(section, Mapping):
+            raise CommandError("expected a mapping with a 'callbacks' mapping", key=module)
+        if data.get("callbacks") is not None:
+            raise CommandError(
+                f"the callbacks are listed twice: keep either 'callbacks:' or "
+                f"'{module}: {{callbacks:}}'",
+                key=module,
+            )
+        unknown = sorted(set(section) - {"callbacks"})
+        if unknown:
+            raise CommandError(f"unknown key(s) {', '.join(map(str, unknown))}", key=module)
+    callbacks = section.get("callbacks") or {}
+    if not isinstance(callbacks, Mapping):
+        raise CommandError(
+            "the desired-state file must be a mapping with a 'callbacks' mapping",
+            key=f"{where}callbacks",
+        )
+    return callbacks, f"{where}callbacks"
+
+
+def parse_desired(data: Any, *, section: str | None = None) -> dict[str, Op]:
     """Validate a decoded desired-state document into one ``load`` op per callback.
 
-    Raises :class:`~hotcb.ops.CommandError` with the callback's ``key``
-    (``callbacks.<id>``).
+    ``section``: the module whose section may hold the callbacks instead of the top level
+    (the reference's shape). Raises :class:`~hotcb.ops.CommandError` with the callback's
+    ``key`` (``callbacks.<id>``, or ``<section>.callbacks.<id>``).
+
+    >>> target = {"kind": "module", "path": "m", "symbol": "C"}
+    >>> doc = {"version": 1, "mod": {"callbacks": {"t": {"target": target}}}}
+    >>> list(parse_desired(doc, section="mod"))
+    ['t']
     """
     if data is None:
         return {}
-    if not isinstance(data, Mapping) or not isinstance(data.get("callbacks", {}), Mapping):
+    if not isinstance(data, Mapping):
         raise CommandError("the desired-state file must be a mapping with a 'callbacks' mapping")
+    callbacks, where = _callbacks_section(data, section)
     out: dict[str, Op] = {}
-    for cb_id, spec in (data.get("callbacks") or {}).items():
-        key = f"callbacks.{cb_id}"
+    for cb_id, spec in callbacks.items():
+        key = f"{where}.{cb_id}"
         if not isinstance(spec, Mapping):
             raise CommandError("expected a mapping with target, init, params, enabled", key=key)
         unknown = sorted(set(spec) - _SPEC_KEYS)

@@ -51,6 +51,7 @@ from hotcb.desired import DesiredStateFile
 from hotcb.freeze import KERNEL_MODULE, frozen_reason, parse_freeze
 from hotcb.intake import Command, CommandIntake
 from hotcb.ledger import FsyncPolicy, Ledger, LedgerEntry, read_ledger
+from hotcb.logfile import LogFile
 from hotcb.modules.base import Env, KernelModule, OpResult
 from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.module import CallbackModule
@@ -152,7 +153,8 @@ class HotKernel:
             which survives power loss).
         state_interval: at most this often (seconds) ``hotcb.state.json`` is refreshed
             just to report a new step; changes to the set are written at once.
-        commands_path / config_path: a different command file / a desired-state YAML.
+        commands_path / config_path: a different command file / a desired-state YAML
+            (default: ``run_dir/hotcb.yaml``, followed once it exists).
         modules: kernel modules by name (default: the hot-callback module only,
             :class:`~hotcb.modules.cb.module.CallbackModule`). The kernel knows none by
             name: it routes each op by its ``module`` field (see :mod:`hotcb.modules.base`).
@@ -168,6 +170,12 @@ class HotKernel:
             command from the command file as ``ignored`` and changes nothing, except the
             ``freeze`` command that switches the mode (see :mod:`hotcb.freeze`). A resumed
             run keeps a mode switched live before it stopped.
+        debounce_steps: read commands at most every this many ``apply`` calls, on top of
+            ``poll_interval`` (default 1: the time gate alone). The reference project's
+            option; a count above 1 costs a counter per ``apply``.
+        log_path: also append hotcb's log (INFO and up: ops applied, failures, warnings)
+            to this file (see :mod:`hotcb.logfile`).
+        poll_interval_sec: the reference project's name of ``poll_interval``.
 
     Raises :class:`~hotcb.runlock.RunDirBusy` if another kernel holds ``run_dir``.
     """
@@ -187,9 +195,21 @@ class HotKernel:
         resume: bool = True,
         allowed_factories: Sequence[str] = (),
         freeze: str = "off",
+        debounce_steps: int = 1,
+        log_path: str | os.PathLike[str] | None = None,
+        poll_interval_sec: float | None = None,
     ) -> None:
         #: ``off``, ``prod`` or ``replay`` (see :mod:`hotcb.freeze`)
         self.freeze = parse_freeze(freeze)
+        if poll_interval_sec is not None:
+            poll_interval = poll_interval_sec
+        if isinstance(debounce_steps, bool) or not isinstance(debounce_steps, int):
+            raise ValueError(f"debounce_steps must be an integer >= 1, got {debounce_steps!r}")
+        if debounce_steps < 1:
+            raise ValueError(f"debounce_steps must be an integer >= 1, got {debounce_steps!r}")
+        #: read commands at most every this many ``apply`` calls (and ``poll_interval``)
+        self.debounce_steps = debounce_steps
+        self._countdown = 0
         if poll_interval < 0:
             raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
         if isinstance(allowed_factories, str) or not all(
@@ -201,7 +221,10 @@ class HotKernel:
         self.allowed_factories = frozenset(allowed_factories)
         self.run_dir = RunDir(run_dir).ensure()
         self._lock = RunDirLock.acquire(self.run_dir.lock)
+        self._log_file: LogFile | None = None
         try:
+            if log_path is not None:
+                self._log_file = LogFile(log_path)
             self._start(
                 poll_interval=poll_interval,
                 auto_disable_on_error=auto_disable_on_error,
@@ -214,8 +237,11 @@ class HotKernel:
                 resume=resume,
             )
         except BaseException:
+            if self._log_file is not None:
+                self._log_file.close()
             self._lock.release()
             raise
+        self._arm()  # the plain apply, unless debounced or with scheduled ops pending
         # runs close() at interpreter exit if the loop never called it, and releases the
         # run dir if the kernel is dropped without close()
         self._finalizer = weakref.finalize(self, _finalize, weakref.ref(self), self._lock)
@@ -254,6 +280,8 @@ class HotKernel:
         commands = (
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
+        if config_path is None:
+            config_path = self.run_dir.desired  # followed once it exists (hotcb init writes it)
         self._desired = DesiredStateFile(config_path) if config_path is not None else None
         self._state_error: str | None = None
         self._recreate_error: str | None = None
@@ -333,9 +361,7 @@ class HotKernel:
             due = False
         if due:
             self.run_schedule(env, events)
-        if monotonic() >= self._next_poll:
-            self._poll(env, events)
-        self._dispatch(env, events)
+        self._idle_apply(env, events)
 
     # -- the schedule -----------------------------------------------------------------
 
@@ -355,8 +381,17 @@ class HotKernel:
         self._next_due = _as_step(self.schedule.next_due)
         if self.schedule.pending:
             self.__dict__["apply"] = self._apply_scheduled
+        elif self.debounce_steps > 1:
+            self.__dict__["apply"] = self._apply_debounced
         else:
             self.__dict__.pop("apply", None)
+
+    def _idle_apply(self, env: Env, events: Sequence[str]) -> None:
+        """:meth:`apply` as it is with no scheduled op pending (plain or debounced)."""
+        if self.debounce_steps > 1:
+            self._apply_debounced(env, events)
+        else:
+            HotKernel.apply(self, env, events)
 
     def run_schedule(self, env: Env, events: Sequence[str]) -> None:
         """Apply the ops due at this safe point; record the ones whose step passed."""
@@ -447,6 +482,16 @@ class HotKernel:
         log.info("hotcb: %s %s scheduled at step %d", op.op, op.id, at)
         self._arm()
         return False
+
+    def _apply_debounced(self, env: Env, events: Sequence[str]) -> None:
+        """:meth:`apply` with ``debounce_steps`` > 1: the clock is read only once that
+        many calls have passed since the last read of the command file."""
+        self._env = env
+        self._countdown -= 1
+        if self._countdown <= 0 and monotonic() >= self._next_poll:
+            self._countdown = self.debounce_steps
+            self._poll(env, events)
+        self._dispatch(env, events)
 
     # -- commands -------------------------------------------------------------------
 
@@ -839,6 +884,8 @@ class HotKernel:
             if self._registration is not None:
                 _unregister(self._registration)
                 self._registration = None
+            if self._log_file is not None:
+                self._log_file.close()
             self._lock.release()
             self._finalizer.detach()
         return failed or None

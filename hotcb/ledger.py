@@ -77,6 +77,10 @@ class LedgerEntry:
     #: Where the error is, when it says (``path``, ``line``, ``key``, ``target``: the
     #: fields of :class:`~hotcb.errors.HotcbError`); ``error`` is then the message alone.
     location: Mapping[str, Any] | None = None
+    #: ``env["phase"]`` when the loop passes one (``train``, ``val``, ...); with ``notes``
+    #: (always null here) a field of the reference project's ledger, for its tools.
+    phase: str | None = None
+    notes: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as written: plain values, ``step`` and ``epoch`` as numbers or None."""
@@ -178,6 +182,8 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], bool], Any]] = {
         _or_none(_is_location),
         None,
     ),
+    "phase": ("text or null", _or_none(_is_text), None),
+    "notes": ("text or null", _or_none(_is_text), None),
 }
 assert set(_FIELDS) == {f.name for f in fields(LedgerEntry)}, "every field needs a rule"
 
@@ -323,6 +329,7 @@ class Ledger:
         event: str | None = None,
         line: int | None = None,
         offset: int | None = None,
+        phase: str | None = None,
     ) -> LedgerEntry:
         """Build the next entry, append it, and return it.
 
@@ -352,6 +359,7 @@ class Ledger:
             line=line,
             offset=offset,
             location=location,
+            phase=phase if isinstance(phase, str) else None,
         )
         self.append(entry)
         return entry

@@ -231,6 +231,13 @@ OPS: tuple[str, ...] = tuple(spec.name for spec in CALLBACK_OPS)
 #: Accepted spellings that normalise to a canonical op.
 OP_ALIASES: dict[str, str] = {a: spec.name for spec in CALLBACK_OPS for a in spec.aliases}
 
+#: What to say about a module of the reference project (sidphbot/hotcb) hotcb does not have.
+_REFERENCE_MODULES = dict.fromkeys(
+    ("opt", "loss", "core", "tune"),
+    " (the reference project's optimizer, loss, freeze and tuning modules are not part "
+    "of hotcb; see docs/migrating.md)",
+)
+
 #: module -> (op name or alias -> spec): every op a command may name
 _REGISTRY: dict[str, dict[str, OpSpec]] = {}
 
@@ -371,20 +378,21 @@ class Op:
         """Validate a decoded command object. Raises :class:`CommandError`."""
         if not isinstance(data, Mapping):
             raise CommandError(f"a command must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - _COMMAND_KEYS)
-        if unknown:
-            raise CommandError(
-                f"unknown field(s) {', '.join(map(repr, unknown))}; a command may have "
-                f"{', '.join(sorted(_COMMAND_KEYS))}"
-            )
         module = data.get("module", DEFAULT_MODULE)
         if not isinstance(module, str) or not module:
             raise CommandError(f"'module' must be a non-empty string, got {module!r}")
         check_text(module, "module")
         table = module_ops(module)
-        if table is None:
+        if table is None:  # said first: a module's own fields are unknown here too
             raise CommandError(
                 f"unknown module {module!r}: the modules here are {', '.join(known_modules())}"
+                + _REFERENCE_MODULES.get(module, "")
+            )
+        unknown = sorted(set(data) - _COMMAND_KEYS)
+        if unknown:
+            raise CommandError(
+                f"unknown field(s) {', '.join(map(repr, unknown))}; a command may have "
+                f"{', '.join(sorted(_COMMAND_KEYS))}"
             )
         names = list(dict.fromkeys(spec.name for spec in table.values()))
         aliases = [a for a, spec in table.items() if a != spec.name]

@@ -54,12 +54,14 @@ class EntryRecorder:
         #: where the loop is: set by :meth:`at`
         self.step: Any = None
         self.epoch: Any = None
+        self.phase: Any = None
         self.event: str | None = None
 
     def at(self, env: Mapping[str, Any], event: str | None) -> None:
         """Remember where the loop is (the kernel calls this at each poll)."""
         self.step = env.get("step")
         self.epoch = env.get("epoch")
+        self.phase = env.get("phase")
         self.event = event
 
     def record(
@@ -94,6 +96,7 @@ class EntryRecorder:
             payload=payload,
             step=env.get("step", self.step) if env is not None else self.step,
             epoch=env.get("epoch", self.epoch) if env is not None else self.epoch,
+            phase=env.get("phase", self.phase) if env is not None else self.phase,
             event=self.event if isinstance(event, _Here) else event,
             line=line.lineno if line is not None else None,
             offset=line.offset if line is not None else None,

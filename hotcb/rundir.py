@@ -2,6 +2,7 @@
 
 =============================  ==================================================
 ``hotcb.commands.jsonl``       input: commands, one JSON object per line (CLI writes)
+``hotcb.yaml``                 optional: the desired callback set (``hotcb init`` writes one)
 ``hotcb.applied.jsonl``        the ledger: one line per processed command
 ``hotcb.state.json``           the current callback set (rewritten atomically)
 ``hotcb.sources/<sha256>.py``  captured source of every ``python_file`` load
@@ -32,6 +33,7 @@ from hotcb.trust import make_private_dirs
 
 __all__ = [
     "COMMANDS_FILE",
+    "DESIRED_FILE",
     "FILE_MODE",
     "LAUNCH_FILE",
     "LEDGER_FILE",
@@ -45,6 +47,8 @@ __all__ = [
 ]
 
 COMMANDS_FILE = "hotcb.commands.jsonl"
+#: The desired-state YAML the kernel follows when it exists (see hotcb.desired).
+DESIRED_FILE = "hotcb.yaml"
 LEDGER_FILE = "hotcb.applied.jsonl"
 STATE_FILE = "hotcb.state.json"
 SOURCES_DIR = "hotcb.sources"
@@ -68,6 +72,10 @@ class RunDir:
     @property
     def commands(self) -> Path:
         return self.path / COMMANDS_FILE
+
+    @property
+    def desired(self) -> Path:
+        return self.path / DESIRED_FILE
 
     @property
     def ledger(self) -> Path:

@@ -18,6 +18,7 @@ import click
 
 from hotcb.cli.answer import answer_options
 from hotcb.cli.app import HotcbGroup, RunSelection, fail, pass_selection
+from hotcb.cli.variadic import KeyValueOption
 from hotcb.state import read_state
 from hotcb.trust import check_source_file
 from hotcb.watchdog import TIMEOUT_KEY
@@ -108,7 +109,11 @@ def _check_target(selection: RunSelection, target: dict[str, str]) -> str:
 @answer_options(timeout_option=False)  # its --timeout is the watchdog budget
 @click.argument("cb_id", metavar="ID")
 @click.option(
-    "--path", "module_path", metavar="MODULE", help="Dotted module path of the callback class."
+    "--path",
+    "--module",
+    "module_path",
+    metavar="MODULE",
+    help="Dotted module path of the callback class.",
 )
 @click.option(
     "--file", "file_path", metavar="FILE.py", help="A .py file defining the callback class."
@@ -117,14 +122,20 @@ def _check_target(selection: RunSelection, target: dict[str, str]) -> str:
     "--symbol", required=True, metavar="NAME", help="The callback class (or marked factory)."
 )
 @click.option(
-    "--init", "init", multiple=True, metavar="K=V", help="Constructor kwarg (repeatable)."
+    "--init",
+    "init",
+    cls=KeyValueOption,
+    multiple=True,
+    metavar="K=V...",
+    help="Constructor kwargs: --init a=1 b=2, or --init a=1 --init b=2.",
 )
 @click.option(
     "--param",
     "params",
+    cls=KeyValueOption,
     multiple=True,
-    metavar="K=V",
-    help="Hot param set after construction (repeatable).",
+    metavar="K=V...",
+    help="Hot params set after construction (like --init).",
 )
 @click.option(
     "--timeout",
@@ -136,6 +147,11 @@ def _check_target(selection: RunSelection, target: dict[str, str]) -> str:
 )
 @click.option("--disabled", is_flag=True, help="Load it but leave it disabled.")
 @at_step_option
+@click.option(
+    "--enabled/--no-enabled",
+    default=None,
+    help="Load it enabled (the default) or disabled (--no-enabled is --disabled).",
+)
 @click.option(
     "--force",
     is_flag=True,
@@ -154,6 +170,7 @@ def cb_load(
     timeout: float | None,
     disabled: bool,
     at_step: int | None,
+    enabled: bool | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -169,6 +186,8 @@ def cb_load(
     """
     if (module_path is None) == (file_path is None):
         fail("give exactly one of --path MODULE or --file FILE.py")
+    if disabled and enabled:
+        fail("give --enabled or --disabled, not both")
     if file_path is not None:
         resolved = Path(file_path).expanduser().resolve()
         if not force:  # checked as given: the trust check walks its symlinks itself
@@ -192,8 +211,8 @@ def cb_load(
         if TIMEOUT_KEY in data.get("init", {}):
             fail(f"give the budget once: --timeout SECONDS or --init {TIMEOUT_KEY}=SECONDS")
         data.setdefault("init", {})[TIMEOUT_KEY] = timeout
-    if disabled:
-        data["enabled"] = False
+    if disabled or enabled is not None:
+        data["enabled"] = not disabled and bool(enabled)
     _at_step(selection, data, at_step)
     send(selection, data, as_json, note=note)
 
@@ -215,6 +234,12 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
         at_step: int | None,
         as_json: bool,
     ) -> None:
+        if "=" in cb_id:  # the reference's `hotcb set lr=...` routes to its opt/loss modules
+            fail(
+                f"set: the first argument is the callback id, got {cb_id!r}; e.g. "
+                "hotcb set heartbeat every=5 (hotcb changes callbacks only: it has no "
+                "opt/loss modules, see docs/migrating.md)"
+            )
         if not assignments:
             fail(f"nothing to set: give name=value pairs, e.g. hotcb cb set {cb_id} every=5")
         from hotcb.cli.queue import send

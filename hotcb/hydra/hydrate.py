@@ -22,7 +22,8 @@ the option and the source it loads travel together with ``git add conf/``.
 Other keys are constructor kwargs, checked against the constructor's signature; those under
 ``_set_`` go through ``set_params`` right after construction (recorded with the load).
 Kernel settings may sit beside ``callbacks``: ``poll_interval``, ``auto_disable_on_error``,
-``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``, ``freeze``.
+``fsync``, ``state_interval``, ``run_dir``, ``allowed_factories``, ``freeze``, ``debounce_steps``,
+``log_path``.
 
 A ``_target_`` must name a class with ``handle`` and ``set_params``, or a factory marked
 with ``@hot_factory`` or listed in ``hotcb.allowed_factories`` (the target rule, checked
@@ -98,6 +99,8 @@ KERNEL_KEYS = (
     "sync_every",
     "allowed_factories",
     "freeze",
+    "debounce_steps",
+    "log_path",
 )
 #: Hydra's instantiate keys that make no sense for a hot callback.
 _UNSUPPORTED = ("_args_", "_partial_", "_recursive_", "_convert_")

@@ -78,7 +78,7 @@ def test_unknown_constructor_key_names_callback_key_and_accepted(tmp_path: Path)
         )
     assert str(info.value) == (
         "hotcb.callbacks.hb: callback 'hb': HeartbeatCallback() does not accept "
-        "'evry'; it accepts: id, every, events"
+        "'evry'; it accepts: id, every, events, message"
     )
     entry = read_ledger(tmp_path / "hotcb.applied.jsonl").entries[-1]
     assert entry.decision == "failed" and entry.source == "config"

@@ -187,6 +187,8 @@ class HotController:
             step but not dispatched to.
         poll_interval: standalone only: seconds between checks of the files (0 = every
             ``apply``).
+        debounce_steps, log_path, poll_interval_sec: standalone only: the kernel's options
+            of those names (the reference project's controller takes them).
     """
 
     def __init__(
@@ -199,6 +201,9 @@ class HotController:
         poll_interval: float = 0.05,
         rank: int = 0,
         allowed_factories: Collection[str] = (),
+        debounce_steps: int = 1,
+        log_path: str | os.PathLike[str] | None = None,
+        poll_interval_sec: float | None = None,
     ) -> None:
         self.auto_disable_on_error = auto_disable_on_error
         self.allowed_factories: frozenset[str] = frozenset(allowed_factories)
@@ -222,7 +227,12 @@ class HotController:
         self.stuck_path: Path | None = None
         self._marks_sigint = interrupts.install()
         if config_path is not None or commands_path is not None:
-            self._kernel = self._standalone_kernel(config_path, commands_path, poll_interval)
+            options = {"debounce_steps": debounce_steps, "log_path": log_path}
+            if poll_interval_sec is not None:
+                poll_interval = poll_interval_sec
+            self._kernel = self._standalone_kernel(
+                config_path, commands_path, poll_interval, **options
+            )
 
     # -- standalone mode -------------------------------------------------------------
 
@@ -231,6 +241,7 @@ class HotController:
         config_path: str | os.PathLike[str] | None,
         commands_path: str | os.PathLike[str] | None,
         poll_interval: float,
+        **options: Any,
     ) -> _Runner:
         # imported here: the kernel imports this module (its default module drives a
         # controller), so the controller reaches the kernel only when it is run standalone
@@ -246,6 +257,7 @@ class HotController:
             poll_interval=poll_interval,
             modules={module.name: module},
             register=False,
+            **options,
         )
 
     def apply(self, env: Env, events: Sequence[str]) -> None:
@@ -520,6 +532,12 @@ class HotController:
             details["previous"] = previous.spec()
         if resolved.sha256:
             details["sha256"] = resolved.sha256
+            # the reference project's field for the same fact (its recipe tools read it)
+            folder = self.sources_dir.name if self.sources_dir is not None else "hotcb.sources"
+            details["source_capture"] = {
+                "sha256": resolved.sha256,
+                "captured_path": f"{folder}/{resolved.sha256}.py",
+            }
         return OpResult("applied", details=details)
 
     def _resolve(self, target: CallbackTarget) -> Resolved:

@@ -99,7 +99,7 @@ class CallbackModule:
         """The ops that take the live set to the ``callbacks`` section of a desired-state
         document (see :mod:`hotcb.desired`). Raises
         :class:`~hotcb.ops.CommandError` for an invalid section."""
-        desired = parse_desired(document)
+        desired = parse_desired(document, section=self.name)
         ops = plan(desired, self.controller.spec, owned=self._desired_owned)
         self._desired_owned = set(desired)
         return ops

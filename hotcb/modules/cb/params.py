@@ -26,6 +26,7 @@ __all__ = [
     "glob_pattern",
     "positive_float",
     "positive_int",
+    "renamed",
     "str_list",
 ]
 
@@ -39,6 +40,25 @@ def check_known(owner: str, kwargs: Mapping[str, Any], known: Iterable[str]) -> 
             f"{owner} has no hot parameter {', '.join(map(repr, unknown))}; "
             f"it accepts: {', '.join(allowed)}"
         )
+
+
+def renamed(kwargs: dict[str, Any], theirs: str, ours: str) -> dict[str, Any]:
+    """``kwargs`` with the name ``theirs`` (another project's spelling) moved to ``ours``.
+
+    >>> renamed({"out_path": "m.jsonl", "every": 2}, "out_path", "path")
+    {'every': 2, 'path': 'm.jsonl'}
+    >>> renamed({"out_path": "a", "path": "b"}, "out_path", "path")
+    Traceback (most recent call last):
+    ...
+    TypeError: out_path is another name of path: give one of them
+    """
+    if theirs not in kwargs:
+        return kwargs
+    if ours in kwargs:
+        raise TypeError(f"{theirs} is another name of {ours}: give one of them")
+    out = {k: v for k, v in kwargs.items() if k != theirs}
+    out[ours] = kwargs[theirs]
+    return out
 
 
 def positive_int(name: str, value: Any) -> int:

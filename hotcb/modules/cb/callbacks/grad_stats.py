@@ -8,8 +8,12 @@ Gradients must still exist when it runs: emit ``after_backward`` between
 ``loss.backward()`` and ``optimizer.step()`` (best), or call it at ``train_step_end``
 before the next ``zero_grad``. It computes once per step, on whichever comes first.
 
+``norm_type`` (the reference project's parameter) picks the norm: 2 (L2, the default),
+1, any p > 0, or ``inf`` (the largest absolute value); the global norm is then the p-norm
+over all gradients, and the per-layer norms are p-norms too.
+
 Hot parameters:
-    every (int >= 1), per_layer (bool), top_k (int >= 1).
+    every (int >= 1), per_layer (bool), top_k (int >= 1), norm_type (number > 0, or inf).
 
 Example:
     >>> import torch
@@ -28,7 +32,25 @@ from typing import Any
 from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.params import boolean, check_known, positive_int
 
-__all__ = ["GradStatsCallback"]
+__all__ = ["GradStatsCallback", "norm_order"]
+
+
+def norm_order(value: Any) -> float:
+    """A norm order: a number > 0, or ``inf``.
+
+    >>> norm_order(1), norm_order(float("inf"))
+    (1.0, inf)
+    >>> norm_order(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: norm_type must be a number > 0 (2 for L2, inf for the largest value), got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(
+            f"norm_type must be a number > 0 (2 for L2, inf for the largest value), got {value!r}"
+        )
+    return float(value)
+
 
 EVENTS = frozenset({"after_backward", "train_step_end"})
 
@@ -40,21 +62,29 @@ class GradStatsCallback:
     events = EVENTS
 
     def __init__(
-        self, id: str = "grad_stats", every: int = 50, per_layer: bool = False, top_k: int = 5
+        self,
+        id: str = "grad_stats",
+        every: int = 50,
+        per_layer: bool = False,
+        top_k: int = 5,
+        norm_type: float = 2.0,
     ) -> None:
         self.id = id
         self.every = positive_int("every", every)
         self.per_layer = boolean("per_layer", per_layer)
         self.top_k = positive_int("top_k", top_k)
+        self.norm_type = norm_order(norm_type)
         self.last: dict[str, Any] = {}
         self._done_step: int | None = None
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("grad_stats", kwargs, ("every", "per_layer", "top_k"))
+        check_known("grad_stats", kwargs, ("every", "norm_type", "per_layer", "top_k"))
         every = positive_int("every", kwargs.get("every", self.every))
         per_layer = boolean("per_layer", kwargs.get("per_layer", self.per_layer))
         top_k = positive_int("top_k", kwargs.get("top_k", self.top_k))
+        norm_type = norm_order(kwargs.get("norm_type", self.norm_type))
         self.every, self.per_layer, self.top_k = every, per_layer, top_k
+        self.norm_type = norm_type
 
     def handle(self, event: str, env: dict[str, Any]) -> None:
         if event not in EVENTS:
@@ -72,8 +102,9 @@ class GradStatsCallback:
             return  # no gradients (yet): try again at the next event of this step
         self._done_step = step
         with torch.no_grad():
-            norms = torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for _, g in named])
-            global_norm = float(torch.linalg.vector_norm(norms, 2.0))
+            p = self.norm_type
+            norms = torch.stack([torch.linalg.vector_norm(g.detach(), p) for _, g in named])
+            global_norm = float(torch.linalg.vector_norm(norms, p))
             max_abs = float(max(g.detach().abs().max() for _, g in named))
             result: dict[str, Any] = {"step": step, "global_norm": global_norm, "max_abs": max_abs}
             scalars = {"global_norm": global_norm, "max_abs": max_abs}

@@ -1,11 +1,13 @@
 """``heartbeat``: a liveness line every N steps.
 
 Logs ``[heartbeat] train_step_end step=N`` whenever one of ``events`` fires at a step
-that is a multiple of ``every``.
+that is a multiple of ``every`` (``[heartbeat] <message> train_step_end step=N`` with a
+``message``).
 
 Hot parameters:
     every (int >= 1): beat every this many steps.
     events (list of event names): which events beat (default ``[train_step_end]``).
+    message (text): put in every beat (default none; the reference project's ``message``).
 
 Example:
     >>> hb = HeartbeatCallback(every=2)
@@ -13,6 +15,9 @@ Example:
     ...     hb.handle("train_step_end", {"step": step, "log": print})
     [heartbeat] train_step_end step=2
     [heartbeat] train_step_end step=4
+    >>> hb.set_params(message="alive")
+    >>> hb.handle("train_step_end", {"step": 6, "log": print})
+    [heartbeat] alive train_step_end step=6
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.params import check_known, positive_int, str_list
 
 __all__ = ["HeartbeatCallback"]
+
+
+def _message(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"message must be text, got {value!r}")
+    return value
 
 
 def _events(value: Any) -> frozenset[str]:
@@ -42,18 +53,24 @@ class HeartbeatCallback:
     """
 
     def __init__(
-        self, id: str = "heartbeat", every: int = 100, events: list[str] | None = None
+        self,
+        id: str = "heartbeat",
+        every: int = 100,
+        events: list[str] | None = None,
+        message: str = "",
     ) -> None:
         self.id = id
         self.every = positive_int("every", every)
         self.events = _events(events or ["train_step_end"])
+        self.message = _message(message)
         self.beats = 0
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("heartbeat", kwargs, ("every", "events"))
+        check_known("heartbeat", kwargs, ("every", "events", "message"))
         every = positive_int("every", kwargs.get("every", self.every))
         events = _events(kwargs.get("events", self.events))
-        self.every, self.events = every, events
+        message = _message(kwargs.get("message", self.message))
+        self.every, self.events, self.message = every, events, message
 
     def handle(self, event: str, env: dict[str, Any]) -> None:
         # the hot path: most steps are not a beat, so the step is checked first
@@ -63,4 +80,5 @@ class HeartbeatCallback:
             step = 0
         if step % self.every == 0 and event in self.events:
             self.beats += 1
-            emit(env, f"[{self.id}] {event} step={step}")
+            text = f"{self.message} " if self.message else ""
+            emit(env, f"[{self.id}] {text}{event} step={step}")

@@ -3,11 +3,17 @@
 Every ``every`` steps at ``train_step_end`` (and at every ``val_end``) it appends
 ``{"step", "epoch", "event", "loss", "lr", <keys>...}`` to ``path``: ``loss`` from the env,
 ``lr`` from the first param group of ``env["optimizer"]``, plus every env key named in
-``keys`` (tensors become numbers; missing keys are left out). A relative ``path`` is
-inside ``env["run_dir"]``; a path that leads outside the run dir is refused.
+``keys`` (tensors become numbers; missing keys are left out; a dotted key such as
+``metrics.eval_loss`` reads into dicts and attributes), and for every env path in
+``tensor_paths`` its statistics under ``"<path>.stats"``. A relative ``path`` is inside
+``env["run_dir"]``; a path that leads outside the run dir is refused.
+
+The reference project's names work too: ``JSONLLoggerCallback`` (the same class),
+``out_path`` for ``path`` and ``scalars`` for ``keys``.
 
 Hot parameters:
-    every (int >= 1), keys (list of env keys).
+    every (int >= 1), keys / scalars (list of env keys), tensor_paths (list of env paths),
+    path / out_path (changing it closes the file; the next record goes to the new one).
 
 Example:
     >>> import json, tempfile, os
@@ -28,10 +34,17 @@ from typing import IO, Any
 
 from hotcb.files import FILE_MODE
 from hotcb.ledger import json_default
-from hotcb.modules.cb.params import check_known, positive_int, str_list
+from hotcb.modules.cb.callbacks.env_path import MISSING, lookup
+from hotcb.modules.cb.params import check_known, positive_int, renamed, str_list
 from hotcb.scalar import to_scalar
 
-__all__ = ["JsonlLoggerCallback"]
+__all__ = ["JSONLLoggerCallback", "JsonlLoggerCallback"]
+
+
+def _path(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"path must be a file name or path inside the run dir, got {value!r}")
+    return value
 
 
 class JsonlLoggerCallback:
@@ -45,22 +58,34 @@ class JsonlLoggerCallback:
         id: str = "jsonl_logger",
         every: int = 1,
         keys: list[str] | None = None,
-        path: str = "metrics.jsonl",
+        path: str | None = None,
+        tensor_paths: list[str] | None = None,
+        out_path: str | None = None,
+        scalars: list[str] | None = None,
     ) -> None:
+        if path is not None and out_path is not None:
+            raise TypeError("out_path is another name of path: give one of them")
+        if keys is not None and scalars is not None:
+            raise TypeError("scalars is another name of keys: give one of them")
         self.id = id
         self.every = positive_int("every", every)
-        self.keys = str_list("keys", keys or [])
-        if not isinstance(path, str) or not path:
-            raise ValueError(f"path must be a file name or path inside the run dir, got {path!r}")
-        self.path = path
+        self.keys = str_list("keys", keys if keys is not None else scalars or [])
+        self.tensor_paths = str_list("tensor_paths", tensor_paths or [])
+        self.path = _path(path if path is not None else out_path or "metrics.jsonl")
         self._file: IO[str] | None = None
         self.written = 0
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("jsonl_logger", kwargs, ("every", "keys"))
+        kwargs = renamed(renamed(kwargs, "out_path", "path"), "scalars", "keys")
+        check_known("jsonl_logger", kwargs, ("every", "keys", "path", "tensor_paths"))
         every = positive_int("every", kwargs.get("every", self.every))
         keys = str_list("keys", kwargs.get("keys", self.keys))
-        self.every, self.keys = every, keys
+        paths = str_list("tensor_paths", kwargs.get("tensor_paths", self.tensor_paths))
+        path = _path(kwargs.get("path", self.path))
+        self.every, self.keys, self.tensor_paths = every, keys, paths
+        if path != self.path:
+            self.close()
+            self.path = path
 
     def _open(self, env: dict[str, Any]) -> IO[str]:
         if self._file is None:
@@ -92,8 +117,15 @@ class JsonlLoggerCallback:
         if optimizer is not None and optimizer.param_groups:
             record["lr"] = float(optimizer.param_groups[0]["lr"])
         for key in self.keys:
-            if key in env:
-                record[key] = to_scalar(env[key])
+            value = lookup(env, key)
+            if value is not MISSING:
+                record[key] = to_scalar(value)
+        for key in self.tensor_paths:
+            value = lookup(env, key)
+            if hasattr(value, "detach"):
+                from hotcb.modules.cb.callbacks.tensor_stats import tensor_summary
+
+                record[f"{key}.stats"] = tensor_summary(value)
         fh = self._open(env)
         fh.write(json.dumps(record, default=json_default) + "\n")
         fh.flush()
@@ -103,3 +135,7 @@ class JsonlLoggerCallback:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+#: The reference project's name of this callback (the same class).
+JSONLLoggerCallback = JsonlLoggerCallback

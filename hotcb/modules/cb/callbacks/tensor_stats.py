@@ -10,8 +10,15 @@ A hook does nothing but check a flag except on the forward pass of a reporting s
 hooks are removed by ``close()`` (unload, replace, end of run) and re-registered when the
 pattern changes. While the callback is disabled the hooks stay idle.
 
+The reference project's way works too: ``paths``, env paths (``loss``, ``outputs.logits``,
+dotted into dicts and attributes) whose values are summarised every ``every`` steps (a
+plain number is logged as it is), and ``prefix``, put before every name in the log lines
+and in ``last``. Without a ``pattern``, modules are watched (``"*"``) only when no
+``paths`` are given.
+
 Hot parameters:
-    every (int >= 1), pattern (glob over module names).
+    every (int >= 1), pattern (glob over module names, or null), paths (list of env
+    paths), prefix (text).
 
 Example:
     >>> import torch
@@ -25,6 +32,9 @@ Example:
     ['activation', 'bias', 'weight']
     >>> cb.close(); len(model[0]._forward_hooks)
     0
+    >>> cb = TensorStatsCallback(every=1, paths=["loss"], prefix="train/")
+    >>> cb.handle("train_step_end", {"step": 1, "loss": 0.25, "log": print})
+    [tensor_stats] step=1 train/loss value=0.25
 """
 
 from __future__ import annotations
@@ -33,7 +43,8 @@ import fnmatch
 from typing import Any
 
 from hotcb.modules.cb.callbacks.emit import emit
-from hotcb.modules.cb.params import check_known, glob_pattern, positive_int
+from hotcb.modules.cb.callbacks.env_path import MISSING, lookup
+from hotcb.modules.cb.params import check_known, glob_pattern, positive_int, str_list
 
 __all__ = ["TensorStatsCallback", "tensor_summary"]
 
@@ -71,36 +82,66 @@ def tensor_summary(t: Any) -> dict[str, float]:
         }
 
 
+def _pattern(value: Any) -> str | None:
+    return None if value is None else glob_pattern("pattern", value, over="module names")
+
+
+def _prefix(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"prefix must be text, got {value!r}")
+    return value
+
+
 class TensorStatsCallback:
     """Weight and activation statistics for modules matched by a name pattern."""
 
     rank_zero_only = True
     events = ("train_step_end",)
 
-    def __init__(self, id: str = "tensor_stats", every: int = 100, pattern: str = "*") -> None:
+    def __init__(
+        self,
+        id: str = "tensor_stats",
+        every: int = 100,
+        pattern: str | None = None,
+        paths: list[str] | None = None,
+        prefix: str = "",
+    ) -> None:
         self.id = id
         self.every = positive_int("every", every)
-        self.pattern = glob_pattern("pattern", pattern, over="module names")
-        self.last: dict[str, dict[str, dict[str, float]]] = {}
+        self.paths = str_list("paths", paths or [])
+        self.prefix = _prefix(prefix)
+        self._given_pattern = _pattern(pattern)
+        self.pattern = self._module_pattern()
+        self.last: dict[str, dict[str, Any]] = {}
         self._model: Any = None
         self._handles: list[Any] = []
         self._armed = False
         self._activations: dict[str, dict[str, float]] = {}
 
+    def _module_pattern(self) -> str | None:
+        """The glob over module names in effect: the given one, else ``*`` unless paths."""
+        if self._given_pattern is not None:
+            return self._given_pattern
+        return None if self.paths else "*"
+
     def set_params(self, **kwargs: Any) -> None:
-        check_known("tensor_stats", kwargs, ("every", "pattern"))
+        check_known("tensor_stats", kwargs, ("every", "paths", "pattern", "prefix"))
         every = positive_int("every", kwargs.get("every", self.every))
-        pattern = glob_pattern("pattern", kwargs.get("pattern", self.pattern), over="module names")
-        self.every = every
+        given = _pattern(kwargs["pattern"]) if "pattern" in kwargs else self._given_pattern
+        paths = str_list("paths", kwargs.get("paths", self.paths))
+        prefix = _prefix(kwargs.get("prefix", self.prefix))
+        self.every, self.paths, self.prefix, self._given_pattern = every, paths, prefix, given
+        pattern = self._module_pattern()
         if pattern != self.pattern:
             self.pattern = pattern
             if self._model is not None:
                 self._register(self._model)
 
     def _matched(self, model: Any) -> list[tuple[str, Any]]:
-        return [
-            (n, m) for n, m in model.named_modules() if n and fnmatch.fnmatchcase(n, self.pattern)
-        ]
+        pattern = self.pattern
+        if pattern is None:
+            return []
+        return [(n, m) for n, m in model.named_modules() if n and fnmatch.fnmatchcase(n, pattern)]
 
     def _register(self, model: Any) -> None:
         self._remove_hooks()
@@ -123,19 +164,38 @@ class TensorStatsCallback:
     def handle(self, event: str, env: dict[str, Any]) -> None:
         if event != "train_step_end":
             return
+        step = env.get("step", 0)
+        if self.paths and step % self.every == 0:
+            self._report_paths(step, env)
         model = env.get("model")
-        if model is None:
+        if model is None or self.pattern is None:
             return
         if model is not self._model:
             self._register(model)
-        step = env.get("step", 0)
         if step % self.every == 0 and self._armed:
             self._report(step, model, env)
         self._activations = {}
         self._armed = (step + 1) % self.every == 0  # capture during the next step's forward
 
+    def _report_paths(self, step: int, env: dict[str, Any]) -> None:
+        result: dict[str, dict[str, Any]] = {}
+        for path in self.paths:
+            value = lookup(env, path)
+            if value is MISSING:
+                continue
+            name = f"{self.prefix}{path}"
+            if hasattr(value, "detach"):
+                stats = tensor_summary(value)
+                result[name] = {"value": stats}
+                text = ",".join(f"{k}={v:.4g}" for k, v in stats.items())
+                emit(env, f"[{self.id}] step={step} {name} {text}")
+            else:
+                result[name] = {"value": value}
+                emit(env, f"[{self.id}] step={step} {name} value={value}")
+        self.last = result
+
     def _report(self, step: int, model: Any, env: dict[str, Any]) -> None:
-        result: dict[str, dict[str, dict[str, float]]] = {}
+        result: dict[str, dict[str, Any]] = dict(self.last) if self.paths else {}
         for name, module in self._matched(model):
             entry = {
                 pname: tensor_summary(p) for pname, p in module.named_parameters(recurse=False)
@@ -143,6 +203,7 @@ class TensorStatsCallback:
             if name in self._activations:
                 entry["activation"] = self._activations[name]
             if entry:
+                name = f"{self.prefix}{name}"
                 result[name] = entry
                 parts = " ".join(
                     f"{kind}:mean={s['mean']:.4g},std={s['std']:.4g},zeros={s['zero_frac']:.3g}"
@@ -155,6 +216,8 @@ class TensorStatsCallback:
         if writer is not None and hasattr(writer, "add_scalar"):
             for name, entry in result.items():
                 for kind, stats in entry.items():
+                    if not isinstance(stats, dict):
+                        continue  # a plain value at one of the paths
                     for stat, value in stats.items():
                         writer.add_scalar(f"{self.id}/{name}/{kind}/{stat}", value, step)
 
