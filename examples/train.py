@@ -77,7 +77,9 @@ def main(cfg: DictConfig) -> None:
     model: torch.nn.Module = net
     if world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
-    optimizer = torch.optim.SGD(model.parameters(), **cfg.optimizer)
+    # two param groups (hidden layer, head): `hotcb opt set group=1 lr=...` changes one
+    groups = [{"params": net[0].parameters()}, {"params": net[2].parameters()}]
+    optimizer = torch.optim.SGD(groups, **cfg.optimizer)
     scheduler = make_scheduler(cfg, optimizer)
     weights = cfg.loss.weights  # the loss reads them at every step: `hotcb loss set` moves them
     w_true = torch.randn(16, 1)
@@ -109,12 +111,13 @@ def main(cfg: DictConfig) -> None:
             y = x @ w_true + 0.01 * torch.randn(cfg.batch_size, 1, generator=data)
             optimizer.zero_grad(set_to_none=True)
             out = model(x)
-            loss = weights.mse * torch.nn.functional.mse_loss(out, y)
+            mse = torch.nn.functional.mse_loss(out, y)
+            loss = weights.mse * mse
             if weights.l1:
                 loss = loss + weights.l1 * torch.nn.functional.l1_loss(out, y)
             loss.backward()
             env["step"], env["epoch"] = step, (step - 1) // steps_per_epoch
-            env["loss"] = loss.item()
+            env["loss"], env["mse"] = loss.item(), mse.item()
             kernel.apply(env, ["after_backward"])  # gradients present (grad_stats, skip)
             optimizer.step()
             if scheduler is not None:

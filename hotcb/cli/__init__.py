@@ -12,6 +12,8 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 ============================  ===========================================================
 :mod:`hotcb.cli.app`          the group, its errors, which run or sweep a command acts on
 :mod:`hotcb.cli.change`       ``cb load | set | enable | disable | unload``
+:mod:`hotcb.cli.opt`          ``opt set | show`` (the optimizer)
+:mod:`hotcb.cli.loss`         ``loss set | show`` (the loss state)
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
@@ -31,11 +33,13 @@ from collections.abc import Sequence
 from hotcb.cli.app import cli
 from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
+from hotcb.cli.loss import loss
+from hotcb.cli.opt import opt
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, status, log, export_config, runs):
+for _command in (cb, opt, loss, status, log, export_config, runs):
     cli.add_command(_command)
 
 

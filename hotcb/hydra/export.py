@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import yaml
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
+from hotcb.hydra.module_overrides import module_overrides, override_key
 from hotcb.rundir import RunDir, read_launch
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
@@ -108,7 +110,7 @@ def _default_name(run: RunDir) -> str:
     return f"live_{name}" if name else "live"
 
 
-def _next_command(launch: dict[str, Any], name: str) -> str | None:
+def _next_command(launch: dict[str, Any], name: str, extra: Sequence[str] = ()) -> str | None:
     argv = launch.get("argv") or []
     if not argv:
         return None
@@ -121,8 +123,13 @@ def _next_command(launch: dict[str, Any], name: str) -> str | None:
         shown = str(script)
     if shown.startswith("../../.."):
         shown = str(script)
-    kept = [o for o in launch.get("overrides") or [] if not _HOTCB_OVERRIDE.match(o)]
-    parts = ["python", shown, *kept, f"hotcb/callbacks={name}"]
+    replaced = {override_key(o) for o in extra}  # the modules' overrides win
+    kept = [
+        o
+        for o in launch.get("overrides") or []
+        if not _HOTCB_OVERRIDE.match(o) and override_key(o) not in replaced
+    ]
+    parts = ["python", shown, *kept, *extra, f"hotcb/callbacks={name}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -143,7 +150,8 @@ def export_config(
         raise ExportError(f"unknown format {fmt!r}: use group or overrides")
     try:
         if fmt == "overrides":
-            line = " ".join(shlex.quote(d) for d in deltas_for_run(run.path))
+            deltas = [*deltas_for_run(run.path), *module_overrides(run.path)]
+            line = " ".join(shlex.quote(d) for d in deltas)
             return ExportResult(path=None, text=line, next_command=None)
         nodes = final_nodes(run.path)
     except DeltaError as exc:
@@ -164,7 +172,7 @@ def export_config(
             )
         launch = _launch(run)
         path = _config_dir(run, launch) / "hotcb" / "callbacks" / f"{option}.yaml"
-        command = _next_command(launch, option)
+        command = _next_command(launch, option, module_overrides(run.path))
     state = read_state(run.state) or {}
     header = [
         "# @package hotcb.callbacks",

@@ -47,7 +47,9 @@ def _section(node: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     if section is None:
         return None
     if not isinstance(section, Mapping):
-        raise HydrationError(f"hotcb.{name} must be a mapping, got {section!r}", key=f"hotcb.{name}")
+        raise HydrationError(
+            f"hotcb.{name} must be a mapping, got {section!r}", key=f"hotcb.{name}"
+        )
     unknown = sorted(set(section) - set(MODULE_KEYS[name]))
     if unknown:
         raise HydrationError(
@@ -64,7 +66,9 @@ def _section(node: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     return dict(section)
 
 
-def kernel_modules(cfg: Any, *, auto_disable_on_error: bool = True) -> dict[str, KernelModule] | None:
+def kernel_modules(
+    cfg: Any, *, auto_disable_on_error: bool = True
+) -> dict[str, KernelModule] | None:
     """The modules for ``cfg`` (callbacks first), or None when it asks for no other."""
     node = _node(cfg)
     opt, loss = _section(node, "opt"), _section(node, "loss")

@@ -108,7 +108,9 @@ def check_ramp(name: str, spec: Any) -> dict[str, Any] | None:
         )
     unknown = sorted(set(spec) - set(_RAMP_KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; a ramp has {', '.join(_RAMP_KEYS)}")
+        raise ValueError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; a ramp has {', '.join(_RAMP_KEYS)}"
+        )
     kind = spec.get("type", "linear")
     if kind not in RAMP_TYPES:
         raise ValueError(f"{where}.type must be one of {', '.join(RAMP_TYPES)}, got {kind!r}")
@@ -116,7 +118,11 @@ def check_ramp(name: str, spec: Any) -> dict[str, Any] | None:
     for key in ("end", "start"):
         if key in spec:
             value = spec[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{where}.{key} must be a number, got {value!r}")
             out[key] = float(value)
     if "end" not in out:

@@ -119,17 +119,21 @@ class OptModule:
         self._scheduler = find_scheduler(env)
         groups = optimizer.param_groups
         self._clip = [self._default_clip] * len(groups)
-        self._initial = [group_view(g, c) for g, c in zip(groups, self._clip)]
+        self._initial = [group_view(g, c) for g, c in zip(groups, self._clip, strict=True)]
         self._watch = any(c is not None for c in self._clip)
         if self._host is not None:
             self._host.mark_changed()
+
+    def _clips(self, count: int) -> list[float | None]:
+        """The clip norm of each of ``count`` groups (new groups get the default)."""
+        return (self._clip + [self._default_clip] * count)[:count]
 
     def _clip_gradients(self) -> None:
         if self._optimizer is None:
             return
         from torch.nn.utils import clip_grad_norm_  # the loop has imported torch
 
-        for group, norm in zip(self._optimizer.param_groups, self._clip):
+        for group, norm in zip(self._optimizer.param_groups, self._clip, strict=False):
             if norm is not None:
                 clip_grad_norm_(group["params"], norm)
 
@@ -146,14 +150,17 @@ class OptModule:
                 "callable env['resolve_optimizer']) to kernel.apply",
             )
         groups = optimizer.param_groups
-        if len(self._clip) != len(groups):  # groups added since (add_param_group)
-            self._clip = (self._clip + [self._default_clip] * len(groups))[: len(groups)]
+        self._clip = self._clips(len(groups))  # groups may have been added since
         try:
             group, values = check_values(op.params)
-            new = plan(group, values, [{**g, "clip_norm": c} for g, c in zip(groups, self._clip)])
+            new = plan(
+                group,
+                values,
+                [{**g, "clip_norm": c} for g, c in zip(groups, self._clip, strict=True)],
+            )
         except ValueError as exc:
             return OpResult("failed", str(exc))
-        before = [group_view(g, c) for g, c in zip(groups, self._clip)]
+        before = [group_view(g, c) for g, c in zip(groups, self._clip, strict=True)]
         saved = [dict(g) for g in groups]
         scheduler = self._scheduler
         saved_scheduler = _scheduler_state(scheduler)
@@ -170,13 +177,13 @@ class OptModule:
                     elif key != "lr":
                         groups[i][key] = value
         except Exception as exc:  # leave the optimizer as it was
-            for g, old in zip(groups, saved):
+            for g, old in zip(groups, saved, strict=True):
                 g.clear()
                 g.update(old)
             _restore_scheduler(scheduler, saved_scheduler)
             return OpResult("failed", f"{type(exc).__name__}: {exc}; the optimizer is unchanged")
         self._watch = any(c is not None for c in self._clip)
-        after = [group_view(g, c) for g, c in zip(groups, self._clip)]
+        after = [group_view(g, c) for g, c in zip(groups, self._clip, strict=True)]
         return OpResult(
             "applied",
             details={
@@ -207,7 +214,9 @@ class OptModule:
             "config_key": self.config_key,
             "optimizer": type(optimizer).__name__ if optimizer is not None else None,
             "scheduler": type(self._scheduler).__name__ if self._scheduler is not None else None,
-            "groups": [group_view(g, c) for g, c in zip(groups, self._clip)],
+            "groups": [
+                group_view(g, c) for g, c in zip(groups, self._clips(len(groups)), strict=True)
+            ],
             "initial": list(self._initial),
         }
 

@@ -47,7 +47,9 @@ def _number(name: str, value: Any, *, above_zero: bool = False) -> float:
 def _one(name: str, value: Any) -> Any:
     if name == "betas":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), e.g. [0.9,0.999]; got {value!r}")
+            raise ValueError(
+                f"betas must be two numbers in [0, 1), e.g. [0.9,0.999]; got {value!r}"
+            )
         betas = [_number("betas", b) for b in value]
         if any(b >= 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {value!r}")
@@ -118,11 +120,10 @@ def plan(
                     f"param group {missing[0]} has no {key!r} (this optimizer's groups have: "
                     f"{', '.join(have) or 'none of ' + ', '.join(HOT_KEYS)})"
                 )
-        if isinstance(value, list) and key != "betas":
-            if len(value) != count:
-                raise ValueError(
-                    f"{key}: {len(value)} value(s) given, the optimizer has {count} param group(s)"
-                )
+        if isinstance(value, list) and key != "betas" and len(value) != count:
+            raise ValueError(
+                f"{key}: {len(value)} value(s) given, the optimizer has {count} param group(s)"
+            )
         for i in targets:
             if name == "lr_scale":
                 out[i]["lr"] = float(groups[i]["lr"]) * value
