@@ -152,14 +152,15 @@ class LossModule:
         except ValueError as exc:
             return OpResult("failed", str(exc))
         before = {path: plain(leaf(state, path)) for path in sets}
-        for path, value in sets.items():
-            *parents, key = split_path(path)
-            node: Any = state
-            for part in parents:
-                node = node[part]
-            node[key] = value
-            if len(parents) == 1 and parents[0] == "weights":
-                self._ramps.pop(key, None)  # a weight set by hand ends its ramp
+        try:
+            _assign(state, sets)
+        except Exception as exc:  # e.g. a typed config node refusing the value
+            _assign(state, before)
+            return OpResult("failed", f"{type(exc).__name__}: {exc}; the loss state is unchanged")
+        for path in sets:
+            parents = split_path(path)[:-1]
+            if parents == ["weights"]:
+                self._ramps.pop(split_path(path)[-1], None)  # a weight set by hand ends its ramp
         for name in ramps:
             self._ramps.pop(name, None)
         self._ramps.update(started)
@@ -224,3 +225,13 @@ class LossModule:
 
     def close(self) -> None:
         pass
+
+
+def _assign(state: MutableMapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Write each dotted path of ``values`` into ``state``."""
+    for path, value in values.items():
+        *parents, key = split_path(path)
+        node: Any = state
+        for part in parents:
+            node = node[part]
+        node[key] = value
