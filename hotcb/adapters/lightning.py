@@ -17,7 +17,8 @@ Events: ``train_begin`` (on_train_start), ``after_backward`` (on_after_backward)
 ``train_step_end`` (on_train_batch_end), ``val_end`` (on_validation_end), ``train_end``.
 The env: ``step`` (``trainer.global_step``; at ``after_backward`` the step in progress,
 ``global_step + 1``, so both events of one step share its number), ``epoch``, ``loss``, ``model`` (the
-LightningModule), ``optimizer`` (the first one), ``optimizers``, ``log``, ``loggers``
+LightningModule), ``optimizer`` (the first one), ``optimizers``, ``scheduler`` (the
+first LR scheduler, or None), ``log``, ``loggers``
 (``trainer.loggers``, so scalars reach them), ``metrics`` (``trainer.callback_metrics``),
 ``rank``, ``trainer``, ``run_dir``. A stop request (``hotcb.requests``) sets
 ``trainer.should_stop``.
@@ -89,6 +90,8 @@ class HotCallbackController(Callback):
             trainer=trainer,
             optimizers=trainer.optimizers,
             optimizer=trainer.optimizers[0] if trainer.optimizers else None,
+            # the opt module keeps its schedule consistent with a live lr (docs/opt-loss.md)
+            scheduler=configs[0].scheduler if (configs := trainer.lr_scheduler_configs) else None,
             loggers=trainer.loggers,
             metrics=trainer.callback_metrics,
             **extra,
