@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from hotcb.state import read_state
 __all__ = [
     "ModuleFacts",
     "config_value",
+    "import_modules",
     "is_missing",
     "module_overrides",
     "override_key",
@@ -75,18 +76,32 @@ def register_override_hook(module: str, hook: OverrideHook) -> None:
     _HOOKS[module] = hook
 
 
-def _hook(module: str) -> OverrideHook | None:
-    if module in _HOOKS:
-        return _HOOKS[module]
-    if not _NAME_RE.fullmatch(module):
-        return None
-    name = f"hotcb.modules.{module}.overrides"
+def _import(name: str) -> Any:
+    """Module ``name`` if it exists (None otherwise)."""
     try:
         if importlib.util.find_spec(name) is None:
             return None
     except ModuleNotFoundError:
         return None
-    hook = getattr(importlib.import_module(name), "config_overrides", None)
+    return importlib.import_module(name)
+
+
+def import_modules(names: Iterable[str]) -> None:
+    """Import the packages of hotcb's kernel modules ``names`` (``hotcb.modules.NAME``),
+    which register their ops: after it, :func:`hotcb.modules.base.op_from_entry` rebuilds
+    their ledger entries in this process (the CLI's, say). Unknown names are skipped."""
+    for module in names:
+        if isinstance(module, str) and _NAME_RE.fullmatch(module):
+            _import(f"hotcb.modules.{module}")
+
+
+def _hook(module: str) -> OverrideHook | None:
+    if module in _HOOKS:
+        return _HOOKS[module]
+    if not _NAME_RE.fullmatch(module):
+        return None
+    found = _import(f"hotcb.modules.{module}.overrides")
+    hook = getattr(found, "config_overrides", None)
     return hook if callable(hook) else None
 
 
@@ -139,6 +154,7 @@ def module_overrides(run_dir: str | Path) -> list[str]:
     modules = [m for m in state.get("modules") or [] if isinstance(m, str)]
     if not modules:
         return []
+    import_modules(modules)  # their ops parse here, e.g. for a schedule built from the ledger
     entries = [e for e in read_ledger(run.ledger).entries if e.decision == "applied"]
     config = _composed_config(run)
     out: list[str] = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,34 @@ def test_a_run_without_the_modules_exports_as_before(tmp_path: Path) -> None:
     HotKernel(run, register=False).close()
     assert module_overrides(run) == []
     assert export_config(run, fmt="overrides").text == ""
+
+
+REBUILD = """
+import sys
+from hotcb.hydra.module_overrides import import_modules
+from hotcb.ledger import read_ledger
+from hotcb.modules.base import op_from_entry
+entries = [e for e in read_ledger(sys.argv[1]).entries if e.module in ("opt", "loss")]
+before = [op_from_entry(e) for e in entries]
+import_modules(["cb", "opt", "loss", "nope"])
+print(before.count(None), [op_from_entry(e).to_dict() for e in entries])
+"""
+
+
+def test_a_fresh_process_rebuilds_their_ops_from_the_ledger(tmp_path: Path) -> None:
+    # what a schedule built by the CLI from the ledger needs: plain ops of their module
+    run = a_run(tmp_path, opt(lr=0.001), loss(distill_w=0.2))
+    out = subprocess.run(
+        [sys.executable, "-c", REBUILD, str(run / "hotcb.applied.jsonl")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    count, ops = out.split(" ", 1)
+    assert count == "2"  # before: neither module's ops were known in that process
+    assert ops.strip() == repr(
+        [
+            {"module": "opt", "op": "set", "id": "optimizer", "params": {"lr": 0.001}},
+            {"module": "loss", "op": "set", "id": "loss_state", "params": {"distill_w": 0.2}},
+        ]
+    )

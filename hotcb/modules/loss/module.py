@@ -39,7 +39,7 @@ from hotcb.ledger import LedgerEntry
 from hotcb.modules.base import Env, ModuleHost, OpResult
 from hotcb.modules.loss.params import LOSS_ID, check_change, leaf, split_path
 from hotcb.modules.loss.ramps import Ramp
-from hotcb.ops import Op, OpSpec
+from hotcb.ops import Op, OpSpec, register_ops
 
 __all__ = ["LOSS_OPS", "LossModule", "plain"]
 
@@ -52,6 +52,7 @@ LOSS_OPS: tuple[OpSpec, ...] = (
         aliases=("set_params",),
     ),
 )
+register_ops("loss", LOSS_OPS)  # a process that reads loss ledger entries can rebuild their ops
 
 
 def plain(value: Any) -> Any:

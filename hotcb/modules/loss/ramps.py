@@ -11,6 +11,8 @@ Example:
     >>> ramp = Ramp(weight="depth", kind="linear", start=0.0, end=2.0, start_step=100, length=50)
     >>> [ramp.value(step) for step in (100, 125, 150, 400)]
     [0.0, 1.0, 2.0, 2.0]
+    >>> Ramp.from_dict(ramp.to_dict()) == ramp
+    True
 """
 
 from __future__ import annotations
@@ -45,3 +47,7 @@ class Ramp:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ramp:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})

@@ -41,7 +41,7 @@ from hotcb.ledger import LedgerEntry
 from hotcb.modules.base import Env, ModuleHost, OpResult
 from hotcb.modules.opt.params import OPT_ID, check_values, group_view, plan
 from hotcb.modules.opt.schedule import rescale
-from hotcb.ops import Op, OpSpec
+from hotcb.ops import Op, OpSpec, register_ops
 
 __all__ = ["OPT_OPS", "OptModule"]
 
@@ -54,6 +54,7 @@ OPT_OPS: tuple[OpSpec, ...] = (
         aliases=("set_params",),
     ),
 )
+register_ops("opt", OPT_OPS)  # a process that reads opt ledger entries can rebuild their ops
 
 
 def find_optimizer(env: Env) -> Any:
