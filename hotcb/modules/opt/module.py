@@ -40,7 +40,7 @@ from typing import Any
 from hotcb.ledger import LedgerEntry
 from hotcb.modules.base import Env, ModuleHost, OpResult
 from hotcb.modules.opt.params import OPT_ID, check_values, group_view, plan
-from hotcb.modules.opt.schedule import rescale
+from hotcb.modules.opt.schedule import rescale, schedulers
 from hotcb.ops import Op, OpSpec, register_ops
 
 __all__ = ["OPT_OPS", "OptModule"]
@@ -162,7 +162,7 @@ class OptModule:
         except ValueError as exc:
             return OpResult("failed", str(exc))
         before = [group_view(g, c) for g, c in zip(groups, self._clip, strict=True)]
-        saved = [dict(g) for g in groups]
+        saved, saved_clip = [dict(g) for g in groups], list(self._clip)
         scheduler = self._scheduler
         saved_scheduler = _scheduler_state(scheduler)
         try:
@@ -181,6 +181,7 @@ class OptModule:
             for g, old in zip(groups, saved, strict=True):
                 g.clear()
                 g.update(old)
+            self._clip = saved_clip
             _restore_scheduler(scheduler, saved_scheduler)
             return OpResult("failed", f"{type(exc).__name__}: {exc}; the optimizer is unchanged")
         self._watch = any(c is not None for c in self._clip)
@@ -226,8 +227,6 @@ class OptModule:
 
 
 def _scheduler_state(scheduler: Any) -> list[tuple[Any, dict[str, Any]]]:
-    from hotcb.modules.opt.schedule import schedulers
-
     if scheduler is None:
         return []
     saved = []
