@@ -11,7 +11,10 @@ A torch MLP learns a synthetic regression task on the CPU. The loop emits
 ``train_begin``, ``after_backward`` and ``train_step_end`` (every step), ``val_end``
 (every ``val_every`` steps) and ``train_end``, and stops early when a callback asks
 (``hotcb.requests.stop_requested``); the env carries ``step``, ``epoch``, ``loss``, ``model``,
-``optimizer``, ``log``, ``rank`` and ``run_dir``. Ctrl-C stops it cleanly (exit code 130):
+``optimizer``, ``scheduler``, ``loss_state`` (``cfg.loss``, which the loss reads),
+``total_steps``, ``log``, ``rank`` and ``run_dir``. ``hotcb opt set lr=1e-3`` and
+``hotcb loss set l1_w=0.5`` change the optimizer and the loss live (docs/opt-loss.md).
+Ctrl-C stops it cleanly (exit code 130):
 the ledger and the state are complete and ``hotcb export-config`` still works.
 
 Under ``torchrun`` it trains with DistributedDataParallel on the gloo backend, and the
@@ -56,6 +59,17 @@ def sink(rank: int, world_size: int) -> Any:
     return say
 
 
+def make_scheduler(cfg: DictConfig, optimizer: Any) -> Any:
+    """``scheduler=step``: halve the lr every 50 steps; ``cosine``: anneal over the run."""
+    import torch
+
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=50, gamma=0.5)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
+    return None
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     # torch is imported by the job that trains, not at the top: `--cfg job`, `--help` and a
@@ -69,7 +83,11 @@ def main(cfg: DictConfig) -> None:
     model: torch.nn.Module = net
     if world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    # two param groups (hidden layer, head): `hotcb opt set group=1 lr=...` changes one
+    groups = [{"params": net[0].parameters()}, {"params": net[2].parameters()}]
+    optimizer = torch.optim.SGD(groups, **cfg.optimizer)
+    scheduler = make_scheduler(cfg, optimizer)
+    weights = cfg.loss.weights  # the loss reads them at every step: `hotcb loss set` moves them
     w_true = torch.randn(16, 1)
     x_val = torch.randn(256, 16)
     y_val = x_val @ w_true
@@ -83,6 +101,9 @@ def main(cfg: DictConfig) -> None:
         "epoch": 0,
         "model": model,
         "optimizer": optimizer,
+        "scheduler": scheduler,
+        "loss_state": cfg.loss,
+        "total_steps": cfg.steps,
         "log": say,
         "rank": rank,
         "run_dir": str(kernel.run_dir.path),
@@ -95,12 +116,18 @@ def main(cfg: DictConfig) -> None:
             x = torch.randn(cfg.batch_size, 16, generator=data)
             y = x @ w_true + 0.01 * torch.randn(cfg.batch_size, 1, generator=data)
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.mse_loss(model(x), y)
+            out = model(x)
+            mse = torch.nn.functional.mse_loss(out, y)
+            loss = weights.mse * mse
+            if weights.l1:
+                loss = loss + weights.l1 * torch.nn.functional.l1_loss(out, y)
             loss.backward()
             env["step"], env["epoch"] = step, (step - 1) // steps_per_epoch
-            env["loss"] = loss.item()
+            env["loss"], env["mse"] = loss.item(), mse.item()
             kernel.apply(env, ["after_backward"])  # gradients present (grad_stats, skip)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             kernel.apply(env, ["train_step_end"])
             if step % cfg.val_every == 0:
                 with torch.no_grad():

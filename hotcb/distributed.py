@@ -59,14 +59,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotcb.kernel import HotKernel
+from hotcb.kernel import HotKernel, _one_dispatch
 from hotcb.ledger import LedgerEntry
 from hotcb.modules.base import Env, KernelModule, OpResult
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.loader import LoadError, capture_source, read_source
 from hotcb.modules.cb.module import CallbackModule
-from hotcb.ops import Op
+from hotcb.ops import Op, register_ops
 from hotcb.recorder import op_payload
 from hotcb.replay import ScheduleRunner
 from hotcb.requests import REQUESTS_KEY, request_stop, stop_requested
@@ -77,6 +77,16 @@ from hotcb.stream import CommandLine
 __all__ = ["DistributedHotKernel", "distributed_world"]
 
 log = logging.getLogger("hotcb")
+
+
+def _other_modules(modules: Mapping[str, KernelModule] | None) -> dict[str, KernelModule]:
+    """A follower rank's modules besides callbacks (``opt``, ``loss``, ...), their ops
+    registered so the ops rank 0 sends parse here. They apply what rank 0 sends and
+    record nothing: a failure reaches rank 0 as a report."""
+    out = {n: m for n, m in (modules or {}).items() if not isinstance(m, CallbackModule)}
+    for name, module in out.items():
+        register_ops(name, module.ops)
+    return out
 
 
 def distributed_world(group: Any = None) -> tuple[int, int] | None:
@@ -170,8 +180,9 @@ class DistributedHotKernel:
             )
             self.controller.bind(self._follower_record, None)
             module = CallbackModule(self.controller)
-            self.modules = {module.name: module}
-        self._dispatch = self.controller.dispatch
+            self.modules = {module.name: module, **_other_modules(kernel_kwargs.get("modules"))}
+        # every module's dispatch (opt's clipping, loss's ramps), as rank 0's kernel has it
+        self._dispatch = _one_dispatch(tuple(m.dispatch for m in self.modules.values()))
         #: the ops due at later steps: every rank holds the same and applies them itself
         #: at their step, no communication needed (rank 0's kernel records them)
         self.schedule = ScheduleRunner()
@@ -486,6 +497,7 @@ class DistributedHotKernel:
         env = env or {}
         self._reports.append(
             {
+                "module": fields.get("module", CallbackModule.name),
                 "op": fields.get("op"),
                 "id": fields.get("id"),
                 "source": fields.get("source", "auto"),
@@ -511,7 +523,13 @@ class DistributedHotKernel:
     ) -> None:
         log.error("hotcb: rank %d: %s %s failed: %s", self.rank, op.op, op.id, error)
         self._follower_record(
-            env=env, op=as_op or op.op, id=op.id, source=source, decision="failed", error=error
+            env=env,
+            module=op.module,
+            op=as_op or op.op,
+            id=op.id,
+            source=source,
+            decision="failed",
+            error=error,
         )
 
     def _on_report(self, rank: int, report: Mapping[str, Any], env: Env, event: str | None) -> None:
@@ -534,7 +552,7 @@ class DistributedHotKernel:
             return
         error = report.get("error")
         self._leader.entries.record(
-            module=CallbackModule.name,
+            module=str(report.get("module") or CallbackModule.name),
             op=str(report.get("op")),
             id=cb_id,
             source=str(report.get("source") or "auto"),

@@ -27,6 +27,7 @@ from typing import Any
 from hotcb.distributed import DistributedHotKernel, distributed_world
 from hotcb.errors import HotcbError
 from hotcb.hydra.hydrate import HydrationError, kernel_config, record_launch, resolve_schedule
+from hotcb.hydra.kernel_modules import kernel_modules
 from hotcb.kernel import HotKernel, Kernel
 from hotcb.replay import write_effective_schedule
 from hotcb.schedule import Schedule
@@ -59,6 +60,11 @@ def kernel_from_config(
     """
     config = kernel_config(cfg, run_dir, **kernel_kwargs)
     settings = dict(config.settings)
+    if "modules" not in settings:  # hotcb.opt / hotcb.loss: their modules beside callbacks
+        auto_disable = settings.get("auto_disable_on_error", True)
+        modules = kernel_modules(cfg, auto_disable_on_error=auto_disable)
+        if modules is not None:
+            settings["modules"] = modules
     world = distributed_world()
     kernel: Kernel
     if world is not None and world[1] > 1:

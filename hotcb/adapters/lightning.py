@@ -15,7 +15,8 @@ Events: ``train_begin`` (on_train_start), ``after_backward`` (on_after_backward)
 ``train_step_end`` (on_train_batch_end), ``val_end`` (on_validation_end), ``train_end``.
 The env: ``step`` (``trainer.global_step``; at ``after_backward`` the step in progress,
 ``global_step + 1``, so both events of one step share its number), ``epoch``, ``loss``, ``model`` (the
-LightningModule), ``optimizer`` (the first one), ``optimizers``, ``log``, ``loggers``
+LightningModule), ``optimizer`` (the first one), ``optimizers``, ``scheduler`` (the
+first LR scheduler, or None), ``log``, ``loggers``
 (``trainer.loggers``, so scalars reach them), ``metrics`` (``trainer.callback_metrics``,
 read only when a callback looks: :class:`LazyMetrics`),
 ``rank``, ``trainer``, ``run_dir``. A stop request (``hotcb.requests``) sets
@@ -212,6 +213,7 @@ class HotCallbackController(Callback):
         )
         self._states: dict[str, Any] = {}
         self._ctl: Any = None
+        self._all_events = False
 
     def _apply(self, trainer: Any, event: str, **extra: Any) -> None:
         env = self.session.env
@@ -250,18 +252,24 @@ class HotCallbackController(Callback):
                 trainer=trainer,
                 optimizers=trainer.optimizers,
                 optimizer=trainer.optimizers[0] if trainer.optimizers else None,
+                # the opt module keeps its schedule consistent with a live lr (docs/opt-loss.md)
+                scheduler=configs[0].scheduler
+                if (configs := trainer.lr_scheduler_configs)
+                else None,
                 loggers=trainer.loggers,
                 metrics=LazyMetrics(trainer),
             )
             kernel = self.session.kernel
             self._ctl = kernel.callbacks if kernel is not None else None
+            # other kernel modules (opt's clip_norm, loss's ramps) take every event
+            self._all_events = kernel is not None and len(kernel.modules) > 1
             self._restore_states()
         self._apply(trainer, "train_begin")
         self._forward("on_train_start", (trainer, pl_module), {})
 
     def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
         ctl = self._ctl
-        if ctl is not None and ctl.handlers("after_backward"):
+        if ctl is not None and (self._all_events or ctl.handlers("after_backward")):
             self._apply(trainer, "after_backward")
         self._forward("on_after_backward", (trainer, pl_module), {})
 

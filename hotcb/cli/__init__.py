@@ -14,6 +14,8 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 :mod:`hotcb.cli.change`       ``cb load | set | enable | disable | unload``
 :mod:`hotcb.cli.shortcuts`    the same as ``hotcb enable | disable | set | load | unload``
 :mod:`hotcb.cli.init`         ``init``: prepare a run dir before the run starts
+:mod:`hotcb.cli.opt`          ``opt set | show`` (the optimizer)
+:mod:`hotcb.cli.loss`         ``loss set | show`` (the loss state)
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
 :mod:`hotcb.cli.answer`       waiting for the run's answer (``applied at step N``)
 :mod:`hotcb.cli.undo`         ``undo [N]``: revert the run's last changes exactly
@@ -39,13 +41,15 @@ from hotcb.cli.change import cb
 from hotcb.cli.export import export_config
 from hotcb.cli.freeze import freeze
 from hotcb.cli.init import init
+from hotcb.cli.loss import loss
+from hotcb.cli.opt import opt
 from hotcb.cli.shortcuts import add_shortcuts
 from hotcb.cli.undo import undo
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, undo, status, log, export_config, freeze, runs, init):
+for _command in (cb, opt, loss, undo, status, log, export_config, freeze, runs, init):
     cli.add_command(_command)
 add_shortcuts(cli, cb)
 accept_run_options(cli)  # `hotcb status --dir X` as well as `hotcb --dir X status`

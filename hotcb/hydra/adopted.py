@@ -22,6 +22,7 @@ from typing import Any
 
 from hotcb.hydra.deltas import format_value
 from hotcb.hydra.hydrate import ENABLED_KEY
+from hotcb.hydra.module_overrides import override_key
 
 __all__ = [
     "ADOPTED_TARGETS",
@@ -62,5 +63,5 @@ def merge_overrides(kept: list[str], added: list[str]) -> list[str]:
     >>> merge_overrides(["x=1", "callbacks.es.patience=3"], ["callbacks.es.patience=5"])
     ['x=1', 'callbacks.es.patience=5']
     """
-    keys = {o.partition("=")[0] for o in added}
-    return [o for o in kept if o.partition("=")[0].lstrip("+") not in keys] + added
+    keys = {override_key(o) for o in added}
+    return [o for o in kept if override_key(o) not in keys] + added

@@ -45,6 +45,7 @@ from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.adopted import adopted_overrides, merge_overrides, split_adopted
 from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final_nodes
+from hotcb.hydra.module_overrides import module_overrides
 from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
 from hotcb.ledger import read_ledger
@@ -193,9 +194,10 @@ def export_config(
     try:
         base, _ = split_adopted(baseline_nodes(run.path))
         plain, adopted = split_adopted(final_nodes(run.path))
-        # adopted trainer callbacks change through overrides of their own config node
-        adopted_changes = adopted_overrides(adopted)
-        deltas = compute_deltas(base, plain) + adopted_changes
+        # overrides of the app's own config: adopted trainer callbacks' nodes, and the keys
+        # kernel modules (opt, loss) change (hotcb.hydra.module_overrides)
+        app_changes = adopted_overrides(adopted) + module_overrides(run.path)
+        deltas = compute_deltas(base, plain) + app_changes
     except DeltaError as exc:
         raise ExportError.from_error(exc) from None
     if name is not None and not _NAME_RE.fullmatch(name):
@@ -219,7 +221,7 @@ def export_config(
     option = name or _default_name(run)
     trajectory = _trajectory(run, copier) if schedule else None
     text = _option_text(run, nodes)
-    result = _export_option(run, option, nodes, text, force, adopted_changes)
+    result = _export_option(run, option, nodes, text, force, app_changes)
     if trajectory is not None:
         return _export_schedule(run, trajectory, option, result, force=force)
     return result

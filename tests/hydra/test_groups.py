@@ -28,9 +28,9 @@ def test_selecting_overriding_adding_removing(composer: Any) -> None:
         "timing": TIMING,
         "heartbeat": HEARTBEAT,
     }
-    assert composer(["hotcb/callbacks=[heartbeat]", "hotcb.callbacks.heartbeat.every=5"])[
-        "hotcb"
-    ] == {"callbacks": {"heartbeat": {**HEARTBEAT, "every": 5}}}
+    assert composer(["hotcb/callbacks=[heartbeat]", "hotcb.callbacks.heartbeat.every=5"])["hotcb"][
+        "callbacks"
+    ] == {"heartbeat": {**HEARTBEAT, "every": 5}}
     assert list(composer(["~hotcb.callbacks.timing"])["hotcb"]["callbacks"]) == ["heartbeat"]
 
 
