@@ -82,6 +82,7 @@ _KERNEL_STATE_KEYS = frozenset(
         "allowed_factories",
         "world_size",
         "sync_every",
+        "costs",
     }
 )
 
@@ -560,8 +561,13 @@ class HotKernel:
             "warnings": list(self.warnings),
             "allowed_factories": sorted(self.allowed_factories),
         }
+        costs: dict[str, Any] = {}
         for module in self.modules.values():
             snapshot[module.state_key] = module.status()
+            measured = getattr(module, "costs", None)  # optional: what its calls cost
+            if callable(measured):
+                costs[module.name] = measured()
+        snapshot["costs"] = costs
         return snapshot
 
     def write_state(self) -> None:

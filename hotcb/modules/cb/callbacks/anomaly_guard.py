@@ -37,6 +37,7 @@ import math
 from collections import deque
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.params import check_known, choice, finite_above, positive_int
 from hotcb.requests import request_stop
@@ -51,6 +52,15 @@ MIN_HISTORY = 5
 
 class AnomalyGuardCallback:
     """Non-finite loss / gradients and loss spikes: log, skip the update, or stop."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("action", str, "log", "what to do on an anomaly", choices=ACTIONS),
+        HotParam(
+            "spike_factor", float, 10.0, "a loss above this x the recent mean is a spike", gt=1
+        ),
+        HotParam("window", int, 50, "how many recent losses the mean covers", ge=1),
+    )
 
     events = EVENTS
 
@@ -72,7 +82,7 @@ class AnomalyGuardCallback:
         self.anomalies = 0
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("anomaly_guard", kwargs, ("action", "spike_factor", "window"))
+        check_known("anomaly_guard", kwargs, [p.name for p in self.hot_params])
         action = choice("action", kwargs.get("action", self.action), ACTIONS)
         factor = finite_above("spike_factor", kwargs.get("spike_factor", self.spike_factor), 1)
         window = positive_int("window", kwargs.get("window", self.window))

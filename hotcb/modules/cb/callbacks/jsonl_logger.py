@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotcb.files import FILE_MODE
+from hotcb.hotparams import HotParam
 from hotcb.ledger import json_default
 from hotcb.modules.cb.params import check_known, positive_int, str_list
 from hotcb.scalar import to_scalar
@@ -36,6 +37,12 @@ __all__ = ["JsonlLoggerCallback"]
 
 class JsonlLoggerCallback:
     """Appends selected env scalars to a JSONL file in the run dir."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 1, "write a line every N steps (and at every val_end)", ge=1),
+        HotParam("keys", "list[str]", [], "env keys written besides loss and lr"),
+    )
 
     rank_zero_only = True
     events = ("train_step_end", "val_end")
@@ -57,7 +64,7 @@ class JsonlLoggerCallback:
         self.written = 0
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("jsonl_logger", kwargs, ("every", "keys"))
+        check_known("jsonl_logger", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         keys = str_list("keys", kwargs.get("keys", self.keys))
         self.every, self.keys = every, keys

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.params import check_known, positive_int
 
@@ -28,6 +29,9 @@ __all__ = ["SystemStatsCallback"]
 
 class SystemStatsCallback:
     """Process and system resource usage, every N steps."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (HotParam("every", int, 100, "report every N steps", ge=1),)
 
     rank_zero_only = True
     events = ("train_step_end",)
@@ -47,7 +51,7 @@ class SystemStatsCallback:
         self.last: dict[str, float] = {}
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("system_stats", kwargs, ("every",))
+        check_known("system_stats", kwargs, [p.name for p in self.hot_params])
         self.every = positive_int("every", kwargs.get("every", self.every))
 
     def handle(self, event: str, env: dict[str, Any]) -> None:

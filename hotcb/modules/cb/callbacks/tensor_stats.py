@@ -32,6 +32,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.params import check_known, glob_pattern, positive_int
 
@@ -74,6 +75,14 @@ def tensor_summary(t: Any) -> dict[str, float]:
 class TensorStatsCallback:
     """Weight and activation statistics for modules matched by a name pattern."""
 
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 100, "report every N steps", ge=1),
+        HotParam(
+            "pattern", str, "*", "glob (fnmatch) over the module names to watch", nonempty=True
+        ),
+    )
+
     rank_zero_only = True
     events = ("train_step_end",)
 
@@ -88,7 +97,7 @@ class TensorStatsCallback:
         self._activations: dict[str, dict[str, float]] = {}
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("tensor_stats", kwargs, ("every", "pattern"))
+        check_known("tensor_stats", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         pattern = glob_pattern("pattern", kwargs.get("pattern", self.pattern), over="module names")
         self.every = every
