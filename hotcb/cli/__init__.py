@@ -12,6 +12,8 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 ============================  ===========================================================
 :mod:`hotcb.cli.app`          the group, its errors, which run or sweep a command acts on
 :mod:`hotcb.cli.change`       ``cb load | set | enable | disable | unload``
+:mod:`hotcb.cli.describe`     ``cb list``, ``cb describe``: what a callback lets you change
+:mod:`hotcb.cli.table`        aligned tables that fit the terminal
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 
 from hotcb.cli.app import cli
 from hotcb.cli.change import cb
+from hotcb.cli.describe import cb_describe, cb_list
 from hotcb.cli.export import export_config
 from hotcb.cli.views import log, runs, status
 
@@ -37,6 +40,8 @@ __all__ = ["cli", "main"]
 
 for _command in (cb, status, log, export_config, runs):
     cli.add_command(_command)
+for _command in (cb_list, cb_describe):
+    cb.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

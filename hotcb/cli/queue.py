@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hotcb.cli.app import RunSelection, fail
+from hotcb.hotparams import HotParam, ParamError, check_values
 from hotcb.ops import CommandError, Op
 from hotcb.rundir import RunDir
 from hotcb.state import is_live, read_state
@@ -25,7 +26,16 @@ from hotcb.stream import CommandStream
 from hotcb.trust import check_control_file, foreign_owner
 from hotcb.watchdog import TIMEOUT_KEY, parse_timeout
 
-__all__ = ["Refusal", "describe_op", "known_ids", "refusal", "send", "validate"]
+__all__ = [
+    "Refusal",
+    "check_declared",
+    "declaration",
+    "describe_op",
+    "known_ids",
+    "refusal",
+    "send",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,30 @@ def refusal(
     return None
 
 
+def declaration(record: Any) -> list[HotParam] | None:
+    """The hot parameters a callback's state record declares (None: it declares none, or
+    the run is older than declarations)."""
+    declared = record.get("hot_params") if isinstance(record, dict) else None
+    if not isinstance(declared, list):
+        return None
+    try:
+        return [HotParam.from_dict(d) for d in declared if isinstance(d, dict)]
+    except (TypeError, ValueError):
+        return None
+
+
+def check_declared(op: Op, state: dict[str, Any] | None) -> Op:
+    """A ``set`` op with its values checked and converted against the callback's
+    declaration in ``state`` (what the run checks again); a :class:`ParamError` saying
+    what is wrong. Ops of other kinds, and callbacks that declare nothing, pass as they are."""
+    if op.op != "set":
+        return op
+    declared = declaration((known_ids(state) or {}).get(op.id))
+    if declared is None:
+        return op
+    return replace(op, params=check_values(op.id, declared, op.params))
+
+
 def _append(run: RunDir, op: Op) -> Refusal | None:
     try:
         CommandStream(run.commands).append(op)
@@ -145,7 +179,13 @@ def _send_to_run(
     run: RunDir, op: Op, as_json: bool, check_id: str | None, force: bool, note: str
 ) -> None:
     state = read_state(run.state)
-    problem = refusal(run, state, check_id, force) or _append(run, op)
+    problem = refusal(run, state, check_id, force)
+    if problem is None and not force:
+        try:
+            op = check_declared(op, state)
+        except ParamError as exc:
+            fail(f"{exc}; nothing was queued (see: hotcb cb describe {op.id})")
+    problem = problem or _append(run, op)
     if problem is not None:
         fail(problem.message)
     if as_json:
@@ -155,6 +195,14 @@ def _send_to_run(
         note = f" (replaces the loaded {op.id!r}){note}"
     live = "" if is_live(state) else " (no live run: applied when one starts here)"
     click.echo(f"queued {describe_op(op)} -> {run.path}{live}{note}")
+
+
+def _declared_refusal(op: Op, state: dict[str, Any] | None) -> Refusal | None:
+    try:
+        check_declared(op, state)
+    except ParamError as exc:
+        return Refusal(str(exc), str(exc))
+    return None
 
 
 def _send_to_sweep(
@@ -171,7 +219,9 @@ def _send_to_sweep(
         problem = (
             Refusal("not live", "not live")
             if not job.live
-            else refusal(run, job.state, check_id, force) or _append(run, op)
+            else refusal(run, job.state, check_id, force)
+            or (None if force else _declared_refusal(op, job.state))
+            or _append(run, op)
         )
         report.append(
             {
