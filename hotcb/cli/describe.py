@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from hotcb.cli.app import RunSelection, fail, pass_selection
+from hotcb.cli.complete import complete_any_id
 from hotcb.cli.table import echo_table
 from hotcb.hotparams import declared_params
 from hotcb.rundir import RunDir
@@ -137,7 +138,7 @@ def cb_list(selection: RunSelection, as_json: bool) -> None:
 
 
 @click.command("describe")
-@click.argument("cb_id", metavar="ID")
+@click.argument("cb_id", metavar="ID", shell_complete=complete_any_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @pass_selection
 def cb_describe(selection: RunSelection, cb_id: str, as_json: bool) -> None:
