@@ -319,6 +319,7 @@ class DistributedHotKernel:
             self._pending = _Round.start(payload, lines, self._group)
         if self._leader is not None:
             self._leader.refresh_state()
+        self.controller.sample_costs()  # time the calls of the dispatch that follows
 
     def _deliver(
         self,

@@ -91,6 +91,7 @@ _KERNEL_STATE_KEYS = frozenset(
         "freeze",
         "schedule",
         "state_interval",
+        "costs",
     }
 )
 
@@ -830,8 +831,13 @@ class HotKernel:
             "allowed_factories": sorted(self.allowed_factories),
             "freeze": self.freeze,
         }
+        costs: dict[str, Any] = {}
         for module in self.modules.values():
             snapshot[module.state_key] = module.status()
+            measured = getattr(module, "costs", None)  # optional: what its calls cost
+            if callable(measured):
+                costs[module.name] = measured()
+        snapshot["costs"] = costs
         if self._scheduling:
             snapshot["schedule"] = self.schedule.status()
         return snapshot

@@ -30,8 +30,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
 from hotcb.defaults import DEFAULT_MODULE
 from hotcb.errors import HotcbError
 
@@ -471,54 +469,24 @@ def parse_command(line: str | bytes) -> Op:
     return Op.from_dict(data)
 
 
-_INT_RE = re.compile(r"[-+]?\d+")
-_FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _MAX_DIGITS = sys.get_int_max_str_digits()
 
 
 def parse_scalar(text: str) -> Any:
-    """Parse a ``key=value`` value the way a Hydra user expects.
+    """Parse a ``key=value`` value as Hydra's override grammar does
+    (:func:`hotcb.overrides.parse_value`): ``5`` an int, ``3e-4`` a float, ``true`` (any
+    case) a bool, ``null`` None, ``[a,b]`` a list, ``{k:1}`` a dict, ``'5'`` a string, and
+    any other text a string as written (``yes``, ``0x10``, ``2024-01-01``).
 
-    YAML scalars and flow collections (``5``, ``true``, ``null``, ``[a, b]``, ``{k: 1}``),
-    with floats in exponent form without a dot (``3e-4``) read as floats, as Hydra does.
-
-    >>> [parse_scalar(s) for s in ["5", "3e-4", "true", "[a,b]", "hello world", "'5'"]]
-    [5, 0.0003, True, ['a', 'b'], 'hello world', '5']
+    >>> [parse_scalar(s) for s in ["5", "3e-4", "true", "[a,b]", "hello world", "'5'", "yes"]]
+    [5, 0.0003, True, ['a', 'b'], 'hello world', '5', 'yes']
     """
-    stripped = text.strip()
+    from hotcb.overrides import ValueSyntaxError, parse_value
+
     try:
-        if _INT_RE.fullmatch(stripped):
-            return int(stripped)
-        if _FLOAT_RE.fullmatch(stripped):
-            return float(stripped)
-        if stripped.lower() in ("inf", "+inf", "-inf", "nan"):
-            return float(stripped)
-        value = yaml.safe_load(stripped) if stripped else ""
-        plain = _is_plain(value)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CommandError(f"cannot parse value {text!r}: {problem}") from None
-    except RecursionError:
-        raise CommandError(f"cannot parse value {text!r}: nested too deeply") from None
-    except ValueError:  # int() of a number too long to convert
-        raise CommandError(
-            f"cannot parse value {text!r}: a number has over {_MAX_DIGITS} digits"
-        ) from None
-    # YAML timestamps, binary, ... are not JSON values: keep the text as written.
-    return value if plain else stripped
-
-
-def _is_plain(value: Any) -> bool:
-    """True for values that survive a JSON round trip (what commands and the ledger hold)."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return True
-    if isinstance(value, float):
-        return True
-    if isinstance(value, list):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-    return False
+        return parse_value(text)
+    except ValueSyntaxError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 :mod:`hotcb.cli.init`         ``init``: prepare a run dir before the run starts
 :mod:`hotcb.cli.opt`          ``opt set | show`` (the optimizer)
 :mod:`hotcb.cli.loss`         ``loss set | show`` (the loss state)
+:mod:`hotcb.cli.describe`     ``cb list``, ``cb describe``: what a callback lets you change
+:mod:`hotcb.cli.table`        aligned tables that fit the terminal
 :mod:`hotcb.cli.queue`        validating a command and queueing it to a run or a sweep
 :mod:`hotcb.cli.answer`       waiting for the run's answer (``applied at step N``)
 :mod:`hotcb.cli.undo`         ``undo [N]``: revert the run's last changes exactly
@@ -38,6 +40,7 @@ from collections.abc import Sequence
 
 from hotcb.cli.app import accept_run_options, cli
 from hotcb.cli.change import cb
+from hotcb.cli.describe import cb_describe, cb_list
 from hotcb.cli.export import export_config
 from hotcb.cli.freeze import freeze
 from hotcb.cli.init import init
@@ -51,6 +54,8 @@ __all__ = ["cli", "main"]
 
 for _command in (cb, opt, loss, undo, status, log, export_config, freeze, runs, init):
     cli.add_command(_command)
+for _command in (cb_list, cb_describe):
+    cb.add_command(_command)
 add_shortcuts(cli, cb)
 accept_run_options(cli)  # `hotcb status --dir X` as well as `hotcb --dir X status`
 

@@ -18,6 +18,7 @@ import click
 
 from hotcb.cli.answer import answer_options
 from hotcb.cli.app import HotcbGroup, RunSelection, fail, pass_selection
+from hotcb.cli.complete import complete_assignment, complete_id
 from hotcb.cli.variadic import KeyValueOption
 from hotcb.state import read_state
 from hotcb.trust import check_source_file
@@ -220,8 +221,8 @@ def cb_load(
 def _set_command(name: str, *, hidden: bool, doc: str) -> None:
     @cb.command(name, hidden=hidden, help=doc)
     @answer_options()
-    @click.argument("cb_id", metavar="ID")
-    @click.argument("assignments", nargs=-1, metavar="K=V...")
+    @click.argument("cb_id", metavar="ID", shell_complete=complete_id)
+    @click.argument("assignments", nargs=-1, metavar="K=V...", shell_complete=complete_assignment)
     @click.option("--force", is_flag=True, help=_FORCE_HELP)
     @at_step_option
     @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
@@ -252,7 +253,7 @@ def _set_command(name: str, *, hidden: bool, doc: str) -> None:
 def _simple_command(op: str, doc: str) -> None:
     @cb.command(op, help=doc)
     @answer_options()
-    @click.argument("cb_id", metavar="ID")
+    @click.argument("cb_id", metavar="ID", shell_complete=complete_id)
     @click.option("--force", is_flag=True, help=_FORCE_HELP)
     @at_step_option
     @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
@@ -270,7 +271,8 @@ def _simple_command(op: str, doc: str) -> None:
 _set_command(
     "set",
     hidden=False,
-    doc="Set hot params of ID. Values are YAML scalars: every=5 lr=3e-4 on=true tags=[a,b].",
+    doc="Set hot params of ID, checked against its declaration first (see: hotcb cb describe "
+    "ID). Values follow Hydra's override grammar: every=5 lr=3e-4 on=true tags=[a,b] name='5'.",
 )
 _set_command("set_params", hidden=True, doc="Alias of `hotcb cb set`.")
 _simple_command(

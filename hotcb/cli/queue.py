@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import click
 from hotcb.cli.answer import AnswerOptions, LedgerTail, Pending, unwaited, wait_for_answers
 from hotcb.cli.app import RunSelection, fail
 from hotcb.freeze import KERNEL_MODULE, frozen_mode
+from hotcb.hotparams import HotParam, ParamError, check_values
 from hotcb.ops import CommandError, Op
 from hotcb.rundir import RunDir
 from hotcb.state import read_state
@@ -30,7 +31,16 @@ from hotcb.stream import CommandStream
 from hotcb.trust import check_control_file, foreign_owner
 from hotcb.watchdog import TIMEOUT_KEY, parse_timeout
 
-__all__ = ["Refusal", "describe_op", "known_ids", "refusal", "send", "validate"]
+__all__ = [
+    "Refusal",
+    "check_declared",
+    "declaration",
+    "describe_op",
+    "known_ids",
+    "refusal",
+    "send",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,30 @@ def refusal(
     return None
 
 
+def declaration(record: Any) -> list[HotParam] | None:
+    """The hot parameters a callback's state record declares (None: it declares none, or
+    the run is older than declarations)."""
+    declared = record.get("hot_params") if isinstance(record, dict) else None
+    if not isinstance(declared, list):
+        return None
+    try:
+        return [HotParam.from_dict(d) for d in declared if isinstance(d, dict)]
+    except (TypeError, ValueError):
+        return None
+
+
+def check_declared(op: Op, state: dict[str, Any] | None) -> Op:
+    """A ``set`` op with its values checked and converted against the callback's
+    declaration in ``state`` (what the run checks again); a :class:`ParamError` saying
+    what is wrong. Ops of other kinds, and callbacks that declare nothing, pass as they are."""
+    if op.op != "set":
+        return op
+    declared = declaration((known_ids(state) or {}).get(op.id))
+    if declared is None:
+        return op
+    return replace(op, params=check_values(op.id, declared, op.params))
+
+
 def _append(run: RunDir, op: Op) -> int | Refusal:
     """Append ``op`` to the run's commands; the offset past its line, or why it could not."""
     try:
@@ -165,6 +199,11 @@ def _send_to_run(
 ) -> None:
     state = read_state(run.state)
     problem = refusal(run, state, check_id, force)
+    if problem is None and not force:
+        try:
+            op = check_declared(op, state)
+        except ParamError as exc:
+            fail(f"{exc}; nothing was queued (see: hotcb cb describe {op.id})")
     if problem is not None:
         fail(problem.message)
     if op.op == "load" and op.id in (known_ids(state) or {}):
@@ -217,6 +256,14 @@ def _dry_run(run: RunDir, op: Op, as_json: bool, note: str) -> None:
     click.echo(f"override delta: {' '.join(deltas) if deltas else '(none)'}")
 
 
+def _declared_refusal(op: Op, state: dict[str, Any] | None) -> Refusal | None:
+    try:
+        check_declared(op, state)
+    except ParamError as exc:
+        return Refusal(str(exc), str(exc))
+    return None
+
+
 def _send_to_sweep(
     sweep: Path, op: Op, as_json: bool, check_id: str | None, force: bool, note: str
 ) -> None:
@@ -235,6 +282,7 @@ def _send_to_sweep(
             if not job.live
             else refusal(run, job.state, check_id, force)
             or _frozen(job.state, op)  # a frozen job is skipped: it would ignore it
+            or (None if force else _declared_refusal(op, job.state))
         )
         row: dict[str, Any] = {"job": job.name, "run_dir": str(job.run_dir), "live": job.live}
         answer = None

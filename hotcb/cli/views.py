@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from hotcb.cli.app import RunSelection, fail, pass_selection
+from hotcb.cli.table import echo_table
 from hotcb.errors import format_error
 from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
@@ -26,7 +27,7 @@ from hotcb.runs import numbered_runs
 from hotcb.state import is_live, read_state
 from hotcb.watchdog import StuckCall, read_stuck
 
-__all__ = ["format_entry", "log", "runs", "status"]
+__all__ = ["effective_params", "format_entry", "log", "progress", "runs", "status"]
 
 
 def _read_ledger(rd: RunDir) -> LedgerRead:
@@ -57,15 +58,42 @@ def _pending(rd: RunDir, entries: list[LedgerEntry]) -> int:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print {run_dir, live, step, callbacks, stuck} as JSON.",
+    help="Print {run_dir, live, step, updated, callbacks, costs, stuck} as JSON.",
+)
+@click.option(
+    "--watch",
+    "-w",
+    "watch",
+    is_flag=True,
+    help="Keep the view on screen, refreshed in place, until Ctrl-C (exit code 0).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: seconds between refreshes.",
 )
 @pass_selection
-def status(selection: RunSelection, as_json: bool) -> None:
-    """Show the run's callbacks: enabled, target, effective params, last error, and any
-    callback call stuck past its _timeout_ (with its stack).
+def status(selection: RunSelection, as_json: bool, watch: bool, interval: float) -> None:
+    """Show the run's callbacks: enabled, target, what each costs per call (sampled),
+    effective params (defaults included), last error, and any callback call stuck past
+    its _timeout_ (with its stack); whether the run is live and when it was last seen.
 
     For a Hydra sweep (--sweep, or when the latest run was a sweep job): one line per job.
     """
+    if watch:
+        if as_json:
+            fail("give --watch or --json, not both")
+        from hotcb.cli.watch import watch_status
+
+        watch_status(lambda: _status_once(selection, as_json=False), interval)
+        return
+    _status_once(selection, as_json)
+
+
+def _status_once(selection: RunSelection, as_json: bool) -> None:
     sweep = selection.sweep_dir()
     if sweep is None and not selection.chosen:
         from hotcb.sweep import latest_sweep
@@ -80,6 +108,7 @@ def status(selection: RunSelection, as_json: bool) -> None:
         fail(f"{rd.path} has no {rd.state.name}: no run has used this dir yet")
     live = is_live(state)
     callbacks = state.get("callbacks") or {}
+    costs = (state.get("costs") or {}).get("cb") or {}
     warnings = [str(w) for w in state.get("warnings") or []]
     stuck = _stuck_calls(rd, state, live)
     if as_json:
@@ -89,6 +118,8 @@ def status(selection: RunSelection, as_json: bool) -> None:
             "step": state.get("step"),
             "callbacks": callbacks,
             "stuck": [c.to_dict() for c in stuck],
+            "costs": costs,
+            "updated": state.get("updated"),
         }
         if warnings:
             shown["warnings"] = warnings
@@ -101,9 +132,8 @@ def status(selection: RunSelection, as_json: bool) -> None:
     read = _read_ledger(rd)
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
-    where = f"live, pid {state.get('pid')}" if live else "not live"
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
-    click.echo(f"run {rd.path} ({where}, step {state.get('step')}{world})")
+    click.echo(f"run {rd.path} ({progress(state, live, time.time())}{world})")
     for call in stuck:
         _echo_stuck(call, live)
     pending = _pending(rd, read.entries)
@@ -113,20 +143,69 @@ def status(selection: RunSelection, as_json: bool) -> None:
     if not callbacks:
         click.echo("no callbacks loaded")
         return
-    rows = [("ID", "ENABLED", "TARGET", "PARAMS", "ERROR")]
+    rows = [("ID", "ENABLED", "TARGET", "US/CALL", "MAX US", "PARAMS")]
     for cb_id, rec in sorted(callbacks.items()):
         target = rec.get("target") or {}
-        params = " ".join(f"{k}={json.dumps(v)}" for k, v in (rec.get("params") or {}).items())
+        cost = costs.get(cb_id) if isinstance(costs.get(cb_id), dict) else None
         rows.append(
             (
                 cb_id,
                 "yes" if rec.get("enabled") else "no",
                 f"{target.get('path')}:{target.get('symbol')}",
-                params,
-                rec.get("error") or "",
+                f"{cost['mean_us']:.1f}" if cost else "-",
+                f"{cost['max_us']:.1f}" if cost else "-",
+                " ".join(f"{k}={json.dumps(v)}" for k, v in effective_params(rec).items()),
             )
         )
-    _echo_table(rows)
+    echo_table(rows, shrink=2)
+    for cb_id, rec in sorted(callbacks.items()):
+        if rec.get("error"):
+            click.echo(f"{cb_id}: last error: {rec['error']}")
+
+
+#: A live run whose state was not rewritten for longer is "stalled": the state is rewritten
+#: about every second (``state_interval``) while the loop reaches safe points.
+STALLED_AFTER = 5.0
+
+
+def progress(state: dict[str, Any], live: bool, now: float) -> str:
+    """Where the run is, for the status line: ``live, pid 4121, step 322, seen 0.4 s
+    ago``, ``..., stalled 45 s`` (live, but no safe point for that long: a long validation,
+    or a hang) or ``not live, step 322``.
+
+    >>> progress({"pid": 7, "step": 3, "updated": 100.0}, True, 100.4)
+    'live, pid 7, step 3, seen 0.4 s ago'
+    >>> progress({"pid": 7, "step": 3, "updated": 100.0}, True, 145.0)
+    'live, pid 7, step 3, stalled 45 s (no safe point reached since)'
+    """
+    step = state.get("step")
+    if not live:
+        return f"not live, step {step}"
+    head = f"live, pid {state.get('pid')}, step {step}"
+    updated = state.get("updated")
+    if not isinstance(updated, (int, float)):
+        return head
+    age = max(0.0, now - updated)
+    if age > STALLED_AFTER:
+        return f"{head}, stalled {age:.0f} s (no safe point reached since)"
+    return f"{head}, seen {age:.1f} s ago"
+
+
+def effective_params(record: dict[str, Any]) -> dict[str, Any]:
+    """A callback's effective params: its declared hot params with their current values
+    (defaults included), then whatever else it was given (init args, undeclared params).
+
+    >>> effective_params({"params": {"every": 5, "path": "m.jsonl"},
+    ...                   "hot_params": [{"name": "every", "value": 5}, {"name": "keys", "value": []}]})
+    {'every': 5, 'keys': [], 'path': 'm.jsonl'}
+    """
+    out: dict[str, Any] = {}
+    declared = record.get("hot_params")
+    if isinstance(declared, list):
+        out = {p["name"]: p.get("value") for p in declared if isinstance(p, dict) and "name" in p}
+    for key, value in (record.get("params") or {}).items():
+        out.setdefault(key, value)
+    return out
 
 
 def _describe_due(due: Mapping[str, Any]) -> str:
@@ -185,15 +264,6 @@ def _echo_stuck(call: StuckCall, live: bool) -> None:
         click.echo("    " + frame.replace("\n", "\n    "))
 
 
-def _echo_table(rows: Sequence[Sequence[str]]) -> None:
-    """Print rows in aligned columns; the last column is free text, not padded."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        click.echo(
-            "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-        )
-
-
 def _sweep_status(sweep: Path, as_json: bool) -> None:
     from hotcb.sweep import sweep_jobs
 
@@ -228,7 +298,7 @@ def _sweep_status(sweep: Path, as_json: bool) -> None:
         )
         overrides = " ".join(o for o in r["overrides"] if not o.startswith("hotcb"))
         table.append((r["job"], "yes" if r["live"] else "no", str(r["step"]), overrides, callbacks))
-    _echo_table(table)
+    echo_table(table)
 
 
 def _shown_location(location: Mapping[str, Any] | None, run_dir: Path | None) -> dict[str, Any]:

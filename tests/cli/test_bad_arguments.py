@@ -24,7 +24,6 @@ pytestmark = [
 ]
 
 HEARTBEAT = CallbackTarget("module", "hotcb.modules.cb.callbacks.heartbeat", "HeartbeatCallback")
-INIT = ["--init", 'name="\\udce9"']  # YAML's escape for a lone surrogate
 
 
 @pytest.fixture
@@ -52,18 +51,14 @@ def assert_one_error_line(result: subprocess.CompletedProcess[bytes], fragment: 
     ("args", "fragment"),
     [
         (["cb", "set", "heartbeat", b"msg=caf\xe9"], "msg contains a lone surrogate (\\udce9, the"),
-        # YAML's escape for a lone surrogate, typed in plain ASCII
-        (["cb", "set", "heartbeat", 'msg="\\ud800"'], "params.msg contains a lone surrogate"),
         (["cb", "load", "x", "--path", b"caf\xe9", "--symbol", "X"], "\\udce9"),
-        (
-            ["cb", "load", "x", "--path", HEARTBEAT.path, "--symbol", HEARTBEAT.symbol, *INIT],
-            "init.name contains a lone surrogate",
-        ),
         (["cb", "set", "heartbeat", "every=" + "1" * 5000], "a number has over 4300 digits"),
         (["cb", "set", "heartbeat", "x=" + "[" * 1000], "nested too deeply"),
         (["cb", "set", "heartbeat", "x=" + "[" * 40 + "]" * 40], "nested more than 32 levels"),
     ],
-    ids=["byte", "yaml-escape", "path-byte", "init-escape", "long-int", "deep-yaml", "deep-value"],
+    # (values follow Hydra's grammar, which has no escapes that make a surrogate: "\ud800"
+    # is those six characters, see tests/test_overrides.py)
+    ids=["byte", "path-byte", "long-int", "deep-yaml", "deep-value"],
 )
 def test_bad_text_is_one_error_line_and_nothing_queued(
     run_dir: Path, args: list[str | bytes], fragment: str

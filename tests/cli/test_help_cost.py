@@ -24,7 +24,7 @@ print(sorted(m for m in heavy if m in sys.modules))
     [
         (["--help"], []),
         (["cb", "set", "--help"], []),
-        (["--dir", "/nonexistent", "cb", "set", "hb", "every=5"], ["hotcb.ops", "yaml"]),
+        (["--dir", "/nonexistent", "cb", "set", "hb", "every=5"], ["hotcb.ops"]),
     ],
     ids=["help", "cb-set-help", "cb-set"],
 )

@@ -76,6 +76,8 @@ def test_read_only_commands_fall_back_to_the_most_recent_run(tmp_path: Path) -> 
         "step": None,
         "callbacks": {"heartbeat": kernel_status(tmp_path / "done")},
         "stuck": [],
+        "costs": {"heartbeat": None},  # never dispatched: no sample
+        "updated": json.loads((tmp_path / "done" / "hotcb.state.json").read_text())["updated"],
     }
     refused = hotcb("cb", "disable", "heartbeat", ok=False)  # writing needs a live run or --dir
     assert "no live hotcb run" in refused.stderr
@@ -99,6 +101,7 @@ def _append_many(run_dir: str, writer: int, count: int) -> None:
                 f"w={writer}",
                 f"i={i}",
                 "--no-wait",
+                "--force",
             ],
             check=True,
             capture_output=True,

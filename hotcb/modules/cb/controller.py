@@ -39,11 +39,13 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter_ns
 from typing import Any, Protocol
 
 from hotcb import interrupts
+from hotcb.hotparams import HotParam, ParamError, check_values, declared_params
 from hotcb.interrupts import is_user_interrupt
 from hotcb.modules.base import OpResult
 from hotcb.modules.cb.loader import (
@@ -109,6 +111,12 @@ class _Slot:
     watch: Watch | None = None
     #: the keyword arguments its constructor names (see :func:`init_keys`)
     accepts: frozenset[str] = frozenset()
+    #: its declared hot parameters (None: it declares none, ``set_params`` decides)
+    hot_params: tuple[HotParam, ...] | None = None
+    #: the first line of its class's docstring
+    doc: str = ""
+    #: the sampled cost of its ``handle`` calls
+    cost: CallCost = field(default_factory=lambda: CallCost())
 
     @property
     def rank_zero_only(self) -> bool:
@@ -153,14 +161,53 @@ class _Slot:
         return out
 
     def record(self) -> dict[str, Any]:
+        params = {**self.init, **self.params}
+        declared = None
+        if self.hot_params is not None:
+            declared = [
+                {**p.to_dict(), "value": params.get(p.name, p.default)} for p in self.hot_params
+            ]
         return {
             "enabled": self.enabled,
             "loaded": True,
             "target": self.target.to_dict(),
-            "params": {**self.init, **self.params},
+            "params": params,
             "init_keys": init_keys(self.init, self.params, self.accepts),
             "error": self.error,
             "sha256": self.sha256,
+            "hot_params": declared,
+            "init": dict(self.init),
+            "events": sorted(self.events) if self.events is not None else None,
+            "doc": self.doc,
+        }
+
+
+class CallCost:
+    """The sampled cost of one callback's ``handle`` calls: how many were timed, their
+    total and the longest (nanoseconds). Only the dispatch after each poll of the
+    command file is timed (see :meth:`HotController.sample_costs`)."""
+
+    __slots__ = ("max_ns", "samples", "total_ns")
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.total_ns = 0
+        self.max_ns = 0
+
+    def add(self, ns: int) -> None:
+        self.samples += 1
+        self.total_ns += ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def to_dict(self) -> dict[str, Any] | None:
+        """``{samples, mean_us, max_us}`` (None before the first sample)."""
+        if not self.samples:
+            return None
+        return {
+            "samples": self.samples,
+            "mean_us": round(self.total_ns / self.samples / 1e3, 3),
+            "max_us": round(self.max_ns / 1e3, 3),
         }
 
 
@@ -218,6 +265,10 @@ class HotController:
         #: which id each of those belongs to (looked up only when one raises)
         self._handle_ids: dict[Handle, str] = {}
         self._pending_attach: list[str] = []
+        #: True when the next dispatch has more to do: attach callbacks, time the calls
+        self._pending = False
+        #: time the calls of the next dispatch (see :meth:`sample_costs`)
+        self._sample = False
         self._record: Recorder | None = None
         self._changed: Callable[[], None] | None = None
         self._kernel: _Runner | None = None
@@ -284,8 +335,9 @@ class HotController:
         called for the events after that one); the others still run and nothing
         propagates to the training loop.
         """
-        if self._pending_attach:
-            self._attach_pending(env)
+        if self._pending:
+            self._dispatch_pending(env, events)
+            return
         for event in events:
             for handle in self._by_event.get(event, self._every_event):
                 try:
@@ -303,6 +355,42 @@ class HotController:
     def declares(self, event: str) -> bool:
         """Whether an enabled callback declared ``event`` (a forwarded trainer hook, say)."""
         return event in self._by_event
+
+    def sample_costs(self) -> None:
+        """Time each ``handle`` call of the next dispatch (the cb module asks at every
+        poll of the command file, so at most every ``poll_interval``): the per-callback
+        cost that ``hotcb status`` shows, measured without a clock read on the steps in
+        between."""
+        self._sample = self._pending = True
+
+    def _attach_later(self, cb_id: str) -> None:
+        self._pending_attach.append(cb_id)
+        self._pending = True
+
+    def _dispatch_pending(self, env: Env, events: Sequence[str]) -> None:
+        """A dispatch with more to do: the pending ``on_attach`` calls first, then the
+        events, timed if a sample was asked for."""
+        self._pending = False
+        if self._pending_attach:
+            self._attach_pending(env)
+        if not self._sample:
+            self.dispatch(env, events)
+            return
+        self._sample = False
+        for event in events:
+            for handle in self._by_event.get(event, self._every_event):
+                start = perf_counter_ns()
+                try:
+                    handle(event, env)
+                except BaseException as exc:
+                    if is_user_interrupt(exc):
+                        raise
+                    self._handle_failed(self._handle_ids[handle], event, env, exc)
+                else:
+                    elapsed = perf_counter_ns() - start
+                    slot = self._slots.get(self._handle_ids[handle])
+                    if slot is not None:
+                        slot.cost.add(elapsed)
 
     def _rebuild(self) -> None:
         """Rebuild the dispatch structures from the slots (the one place that does)."""
@@ -467,7 +555,7 @@ class HotController:
             return OpResult("failed", refused)
         try:
             result: OpResult = self._op_load(op, sha256) if op.op == "load" else handler(op)
-        except LoadError as exc:
+        except (LoadError, ParamError) as exc:
             return OpResult("failed", str(exc))
         if result.decision == "applied":
             self._rebuild()
@@ -489,6 +577,13 @@ class HotController:
         init, rank_zero = _split_reserved(op.init)
         params, rank_zero_set = _split_reserved(op.params)
         instance = instantiate(resolved.factory, op.id, init)
+        try:
+            hot_params = _declared_params(op.id, instance)
+            if hot_params is not None and params:
+                params = check_values(op.id, hot_params, params)
+        except (LoadError, ParamError):
+            _close_quietly(instance)
+            raise
         if params:
             try:
                 instance.set_params(**params)
@@ -519,11 +614,13 @@ class HotController:
             rank_zero_override=rank_zero_set if rank_zero_set is not None else rank_zero,
             events=events,
             accepts=accepts,
+            hot_params=hot_params,
+            doc=_doc_line(instance),
         )
         if previous is not None:
             _close_quietly(previous.instance)
         if enabled:
-            self._pending_attach.append(op.id)
+            self._attach_later(op.id)
         details: dict[str, Any] = {
             "replaced": previous is not None,
             "init_keys": init_keys(op.init, op.params, accepts),
@@ -549,6 +646,11 @@ class HotController:
         slot = self._slots[op.id]
         previous = slot.values_before(op.params)
         params, rank_zero = _split_reserved(op.params)
+        if slot.hot_params is not None:  # checked before anything is called
+            try:
+                params = check_values(op.id, slot.hot_params, params)
+            except ParamError as exc:
+                return OpResult("failed", f"{exc}; nothing was changed")
         try:
             if params:
                 slot.instance.set_params(**params)
@@ -568,7 +670,7 @@ class HotController:
                 f"after {op.id}.set_params({_kwargs(op.params)}): {exc}; "
                 "it is still dispatched the events it declared before",
             )
-        slot.params.update(op.params)
+        slot.params.update({**op.params, **params})  # the values as converted
         if rank_zero is not None:
             slot.rank_zero_override = rank_zero
         return OpResult("applied", details={"previous": previous})
@@ -579,7 +681,7 @@ class HotController:
             return OpResult("ignored", f"{op.id!r} is already enabled")
         slot.enabled = True
         slot.error = None
-        self._pending_attach.append(op.id)
+        self._attach_later(op.id)
         return _WAS_DISABLED
 
     def _op_disable(self, op: Op) -> OpResult:
@@ -633,6 +735,7 @@ class HotController:
             if params:
                 instance.set_params(**params)
             events = _declared_events(slot.id, instance)
+            hot_params = _declared_params(slot.id, instance)
         except BaseException as exc:
             if is_user_interrupt(exc):
                 raise
@@ -660,10 +763,11 @@ class HotController:
         slot.signature = resolved.signature
         slot.events = events
         slot.accepts = named_parameters(resolved.factory)
+        slot.hot_params, slot.doc, slot.cost = hot_params, _doc_line(instance), CallCost()
         slot.error = None
         _close_quietly(old)
         if slot.enabled:
-            self._pending_attach.append(slot.id)
+            self._attach_later(slot.id)
         self._rebuild()
         log.info(
             "hotcb: reloaded %r from %s (sha256 %s)",
@@ -692,8 +796,15 @@ class HotController:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per id: ``enabled``, ``loaded``, ``target``, ``params`` (init overlaid with
-        hot params), ``error`` (last failure or None), ``sha256`` (python_file only)."""
+        hot params), ``error`` (last failure or None), ``sha256`` (python_file only),
+        ``hot_params`` (its declaration, each with its current ``value``; None if it
+        declares none), ``init``, ``events`` (None: every event) and ``doc``."""
         return {cb_id: slot.record() for cb_id, slot in self._slots.items()}
+
+    def costs(self) -> dict[str, dict[str, Any] | None]:
+        """Per id, the sampled cost of its ``handle`` calls: ``{samples, mean_us, max_us}``
+        (None before its first sample). A measurement, not part of :meth:`status`."""
+        return {cb_id: slot.cost.to_dict() for cb_id, slot in self._slots.items()}
 
     def spec(self, cb_id: str) -> dict[str, Any] | None:
         """How ``cb_id`` was loaded: ``target``, ``init``, ``params`` (hot), ``enabled``."""
@@ -834,6 +945,26 @@ def _declared_events(cb_id: str, instance: Any) -> frozenset[str] | None:
         raise LoadError(
             f"callback {cb_id!r}: reading its events raised {describe_exception(exc)}"
         ) from exc
+
+
+def _declared_params(cb_id: str, instance: Any) -> tuple[HotParam, ...] | None:
+    """:func:`~hotcb.hotparams.declared_params`, or a ``LoadError`` naming the callback."""
+    try:
+        return declared_params(instance)
+    except TypeError as exc:
+        raise LoadError(f"callback {cb_id!r}: {exc}") from exc
+    except BaseException as exc:  # e.g. a property that raises; only Ctrl-C goes through
+        if is_user_interrupt(exc):
+            raise
+        raise LoadError(
+            f"callback {cb_id!r}: reading its hot_params raised {describe_exception(exc)}"
+        ) from exc
+
+
+def _doc_line(instance: Any) -> str:
+    """The first line of the docstring of ``instance``'s class ("" if it has none)."""
+    doc = getattr(type(instance), "__doc__", None)
+    return doc.strip().splitlines()[0].strip() if isinstance(doc, str) and doc.strip() else ""
 
 
 def _split_reserved(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool | None]:

@@ -105,7 +105,9 @@ class CallbackModule:
         return ops
 
     def poll(self, env: Env) -> bool:
-        """Safe-point housekeeping: reload python_file callbacks edited on disk."""
+        """Safe-point housekeeping: reload python_file callbacks edited on disk, and time
+        the calls of the dispatch that follows (the sampled cost ``hotcb status`` shows)."""
+        self.controller.sample_costs()
         return self.controller.reload_changed_sources(env)
 
     def spec(self, cb_id: str) -> dict[str, Any] | None:
@@ -114,6 +116,10 @@ class CallbackModule:
     def status(self) -> dict[str, dict[str, Any]]:
         """Per id: ``enabled``, ``loaded``, ``target``, ``params``, ``error``."""
         return self.controller.status()
+
+    def costs(self) -> dict[str, dict[str, Any] | None]:
+        """Per id, the sampled cost of its ``handle`` calls (see ``HotController.costs``)."""
+        return self.controller.costs()
 
     def close(self) -> None:
         self.controller.close()

@@ -45,6 +45,7 @@ import math
 from collections import deque
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.callbacks.env_path import MISSING, lookup
 from hotcb.modules.cb.params import (
@@ -89,6 +90,19 @@ def _action(action: Any, raise_on_trigger: Any) -> str:
 class AnomalyGuardCallback:
     """Non-finite loss / gradients and loss spikes: log, skip the update, or stop."""
 
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("action", str, "log", "what to do on an anomaly", choices=ACTIONS),
+        HotParam(
+            "spike_factor", float, 10.0, "a loss above this x the recent mean is a spike", gt=1
+        ),
+        HotParam("window", int, 50, "how many recent losses the mean covers", ge=1),
+        HotParam("every", int, 1, "check every N steps", ge=1),
+        HotParam("paths", "list[str]", ["loss"], "env paths checked for non-finite values"),
+        HotParam("raise_on_trigger", bool, False, "stop the run on an anomaly (action=stop)"),
+        HotParam("disable_after_trigger", bool, False, "disable the guard after its first anomaly"),
+    )
+
     events = EVENTS
 
     def __init__(
@@ -121,7 +135,7 @@ class AnomalyGuardCallback:
         return self.action == "stop"
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("anomaly_guard", kwargs, _PARAMS)
+        check_known("anomaly_guard", kwargs, [p.name for p in self.hot_params])
         action = _action(kwargs.get("action", self.action), kwargs.get("raise_on_trigger"))
         factor = finite_above("spike_factor", kwargs.get("spike_factor", self.spike_factor), 1)
         window = positive_int("window", kwargs.get("window", self.window))

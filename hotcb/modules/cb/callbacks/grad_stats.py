@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.params import boolean, check_known, positive_int
 
@@ -58,6 +59,14 @@ EVENTS = frozenset({"after_backward", "train_step_end"})
 class GradStatsCallback:
     """Global and per-layer gradient norms, every N steps."""
 
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 50, "compute every N steps", ge=1),
+        HotParam("per_layer", bool, False, "also the norm of each parameter's gradient"),
+        HotParam("top_k", int, 5, "how many of the largest per-layer norms are logged", ge=1),
+        HotParam("norm_type", "any", 2.0, "the norm's order: a number > 0, or inf"),
+    )
+
     rank_zero_only = True
     events = EVENTS
 
@@ -78,7 +87,7 @@ class GradStatsCallback:
         self._done_step: int | None = None
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("grad_stats", kwargs, ("every", "norm_type", "per_layer", "top_k"))
+        check_known("grad_stats", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         per_layer = boolean("per_layer", kwargs.get("per_layer", self.per_layer))
         top_k = positive_int("top_k", kwargs.get("top_k", self.top_k))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.params import check_known, positive_int, str_list
 
@@ -52,6 +53,13 @@ class HeartbeatCallback:
     :func:`~hotcb.modules.cb.protocol.declared_events`): it is only called for those.
     """
 
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 100, "beat every N steps", ge=1),
+        HotParam("events", "list[str]", ["train_step_end"], "the events that beat", nonempty=True),
+        HotParam("message", str, "", "text put in every beat"),
+    )
+
     def __init__(
         self,
         id: str = "heartbeat",
@@ -66,7 +74,7 @@ class HeartbeatCallback:
         self.beats = 0
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("heartbeat", kwargs, ("every", "events", "message"))
+        check_known("heartbeat", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         events = _events(kwargs.get("events", self.events))
         message = _message(kwargs.get("message", self.message))

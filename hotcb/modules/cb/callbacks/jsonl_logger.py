@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotcb.files import FILE_MODE
+from hotcb.hotparams import HotParam
 from hotcb.ledger import json_default
 from hotcb.modules.cb.callbacks.env_path import MISSING, lookup
 from hotcb.modules.cb.params import check_known, positive_int, renamed, str_list
@@ -49,6 +50,23 @@ def _path(value: Any) -> str:
 
 class JsonlLoggerCallback:
     """Appends selected env scalars to a JSONL file in the run dir."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 1, "write a line every N steps (and at every val_end)", ge=1),
+        HotParam(
+            "keys", "list[str]", [], "env keys written besides loss and lr", aliases=("scalars",)
+        ),
+        HotParam("tensor_paths", "list[str]", [], "env paths of tensors summarised per line"),
+        HotParam(
+            "path",
+            str,
+            "metrics.jsonl",
+            "the file, relative to the run dir (a change starts the new file)",
+            nonempty=True,
+            aliases=("out_path",),
+        ),
+    )
 
     rank_zero_only = True
     events = ("train_step_end", "val_end")
@@ -77,7 +95,7 @@ class JsonlLoggerCallback:
 
     def set_params(self, **kwargs: Any) -> None:
         kwargs = renamed(renamed(kwargs, "out_path", "path"), "scalars", "keys")
-        check_known("jsonl_logger", kwargs, ("every", "keys", "path", "tensor_paths"))
+        check_known("jsonl_logger", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         keys = str_list("keys", kwargs.get("keys", self.keys))
         paths = str_list("tensor_paths", kwargs.get("tensor_paths", self.tensor_paths))

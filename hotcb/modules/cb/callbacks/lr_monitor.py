@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.params import check_known, positive_int
 
@@ -26,6 +27,9 @@ __all__ = ["LrMonitorCallback"]
 
 class LrMonitorCallback:
     """Learning rate (and momentum) of every optimizer param group."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (HotParam("every", int, 50, "report every N steps", ge=1),)
 
     rank_zero_only = True
     events = ("train_step_end",)
@@ -36,7 +40,7 @@ class LrMonitorCallback:
         self.last: dict[str, float] = {}
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("lr_monitor", kwargs, ("every",))
+        check_known("lr_monitor", kwargs, [p.name for p in self.hot_params])
         self.every = positive_int("every", kwargs.get("every", self.every))
 
     def handle(self, event: str, env: dict[str, Any]) -> None:

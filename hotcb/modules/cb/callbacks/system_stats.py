@@ -23,6 +23,7 @@ import contextlib
 import sys
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.callbacks.scalars import log_scalars
 from hotcb.modules.cb.params import boolean, check_known, positive_int
@@ -32,6 +33,12 @@ __all__ = ["SystemStatsCallback"]
 
 class SystemStatsCallback:
     """Process and system resource usage, every N steps."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 100, "report every N steps", ge=1),
+        HotParam("gpu", bool, True, "also report GPU memory and utilisation (says no GPU once)"),
+    )
 
     rank_zero_only = True
     events = ("train_step_end",)
@@ -54,7 +61,7 @@ class SystemStatsCallback:
         self.last: dict[str, float] = {}
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("system_stats", kwargs, ("every", "gpu"))
+        check_known("system_stats", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         gpu = boolean("gpu", kwargs.get("gpu", self.gpu))
         if gpu != self.gpu:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.callbacks.env_path import MISSING, lookup
 from hotcb.modules.cb.params import check_known, glob_pattern, positive_int, str_list
@@ -95,6 +96,21 @@ def _prefix(value: Any) -> str:
 class TensorStatsCallback:
     """Weight and activation statistics for modules matched by a name pattern."""
 
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 100, "report every N steps", ge=1),
+        HotParam(
+            "pattern",
+            str,
+            None,
+            "glob (fnmatch) over the module names to watch (null: * unless paths are given)",
+            nonempty=True,
+            nullable=True,
+        ),
+        HotParam("paths", "list[str]", [], "env paths whose tensors are summarised"),
+        HotParam("prefix", str, "", "text put before every reported name"),
+    )
+
     rank_zero_only = True
     events = ("train_step_end",)
 
@@ -125,7 +141,7 @@ class TensorStatsCallback:
         return None if self.paths else "*"
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("tensor_stats", kwargs, ("every", "paths", "pattern", "prefix"))
+        check_known("tensor_stats", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         given = _pattern(kwargs["pattern"]) if "pattern" in kwargs else self._given_pattern
         paths = str_list("paths", kwargs.get("paths", self.paths))

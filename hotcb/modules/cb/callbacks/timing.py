@@ -27,6 +27,7 @@ from itertools import pairwise
 from time import perf_counter
 from typing import Any
 
+from hotcb.hotparams import HotParam
 from hotcb.modules.cb.callbacks.emit import emit
 from hotcb.modules.cb.params import check_known, positive_int
 
@@ -38,6 +39,18 @@ _GAP = None
 
 class TimingCallback:
     """Rolling mean / p50 / p95 of the time per training step."""
+
+    #: what `hotcb cb set` accepts (see hotcb.hotparams)
+    hot_params = (
+        HotParam("every", int, 50, "report every N steps", ge=1),
+        HotParam(
+            "window",
+            int,
+            200,
+            "how many recent steps the statistics cover (a change clears them)",
+            ge=1,
+        ),
+    )
 
     events = ("train_step_end", "train_begin")
 
@@ -56,7 +69,7 @@ class TimingCallback:
         self._append = self._ends.append
 
     def set_params(self, **kwargs: Any) -> None:
-        check_known("timing", kwargs, ("every", "window"))
+        check_known("timing", kwargs, [p.name for p in self.hot_params])
         every = positive_int("every", kwargs.get("every", self.every))
         window = positive_int("window", kwargs.get("window", self.window))
         self.every = every
