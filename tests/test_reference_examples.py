@@ -165,6 +165,14 @@ class MyDiag:
 """
 
 
+def say(*words: str, ok: bool = True) -> Any:
+    """One command "from a second terminal" through CliRunner (the real ``hotcb`` process is
+    used where the process is the point: init, status, a load, an error)."""
+    result = CliRunner().invoke(cli, list(words))
+    assert result.exit_code == (0 if ok else 1), (result.output, result.stderr)
+    return result
+
+
 @needs_hotcb
 @pytest.mark.subprocess
 @pytest.mark.slow(5)
@@ -185,7 +193,8 @@ def test_cli_walkthrough(tmp_path: Path, spawn: Callable[..., Child]) -> None:
 
         return check
 
-    assert "exp1" in hotcb(*d, "status").stdout  # 1. check status
+    child.wait_for(lambda: run_state(run).get("pid"), what="the run's state")
+    assert "live" in hotcb(*d, "status").stdout  # 1. check status
     hotcb(
         *d,
         "cb",
@@ -200,7 +209,7 @@ def test_cli_walkthrough(tmp_path: Path, spawn: Callable[..., Child]) -> None:
         "every=50",
         "window=200",
     )  # 2. built-ins
-    hotcb(
+    say(
         *d,
         "cb",
         "load",
@@ -213,24 +222,46 @@ def test_cli_walkthrough(tmp_path: Path, spawn: Callable[..., Child]) -> None:
         "--init",
         "every=100",
     )
-    hotcb(*d, "cb", "load", "anomaly", "--path", f"{CALLBACKS}.anomaly_guard", "--symbol",
-          "AnomalyGuardCallback", "--enabled", "--init", "raise_on_trigger=false")  # fmt: skip
+    say(
+        *d,
+        "cb",
+        "load",
+        "anomaly",
+        "--path",
+        f"{CALLBACKS}.anomaly_guard",
+        "--symbol",
+        "AnomalyGuardCallback",
+        "--enabled",
+        "--init",
+        "raise_on_trigger=false",
+    )
     child.wait_for(state_has("anomaly", enabled=True), what="the three loads applied")
-    hotcb(*d, "disable", "timing")  # 3. enable / disable
+    say(*d, "disable", "timing")  # 3. enable / disable
     child.wait_for(state_has("timing", enabled=False), what="timing disabled")
-    hotcb(*d, "enable", "timing")
-    hotcb(*d, "cb", "set", "timing", "every=25", "window=100")  # 4. reconfigure
+    say(*d, "enable", "timing")
+    say(*d, "cb", "set", "timing", "every=25", "window=100")  # 4. reconfigure
     child.wait_for(state_has("timing", enabled=True, params={"every": 25, "window": 100}))
     wrong = hotcb(*d, "set", "every=25", ok=False)  # "won't auto-route": says why, one line
     assert wrong.stderr.count("\n") == 1 and "the first argument is the callback id" in wrong.stderr
     diag = tmp_path / "my_diag.py"  # 5. a custom callback from a file
     diag.write_text(MY_DIAG)
-    hotcb(*d, "cb", "load", "my_diag", "--file", str(diag), "--symbol", "MyDiag", "--enabled",
-          "--init", "prefix=batch")  # fmt: skip
+    say(
+        *d,
+        "cb",
+        "load",
+        "my_diag",
+        "--file",
+        str(diag),
+        "--symbol",
+        "MyDiag",
+        "--enabled",
+        "--init",
+        "prefix=batch",
+    )
     child.wait_line("[my_diag] batch=")
-    refused = hotcb(*d, "opt", "set_params", "lr=5e-5", ok=False)  # 6./7. no opt/loss modules
+    refused = say(*d, "opt", "set_params", "lr=5e-5", ok=False)  # 6./7. no opt/loss modules
     assert refused.stderr.startswith("hotcb: error: ") and refused.stderr.count("\n") == 1
-    hotcb(*d, "cb", "unload", "my_diag")  # 8. unload
+    say(*d, "cb", "unload", "my_diag")  # 8. unload
     child.wait_for(lambda: "my_diag" not in run_state(run).get("callbacks", {"my_diag": 1}))
     (run / "stop").touch()
     child.finish(timeout=60)
