@@ -28,7 +28,12 @@ Reported:
 * ``torch_ratio``: a real tiny torch training step (Linear 64->64, SGD, building the same
   env dict) with and without ``apply``;
 * ``watched_call_extra_in_noop_calls``: the extra cost of one call under the watchdog
-  (``_timeout_``, off by default), from a ``watched`` loop with both callbacks watched.
+  (``_timeout_``, off by default), from a ``watched`` loop with both callbacks watched;
+* ``optloss_extra_in_noop_calls``: what the ``opt`` and ``loss`` kernel modules add to
+  idle ``apply`` (no ``clip_norm``, no ramp running; the goal is at most one no-op call),
+  from an ``optloss`` loop whose kernel runs both beside the callbacks and whose env
+  also holds ``optimizer`` (a torch SGD) and ``loss_state``, less an ``env_optloss`` loop
+  that builds that env (``--no-optloss`` skips it, and the torch import it needs).
 
 Run: ``python benchmarks/step_overhead.py`` (``--json`` for a machine-readable line).
 """
@@ -60,8 +65,10 @@ clock = time.thread_time
 GOAL_NOOP_CALLS = 25
 
 
-def _kernel(run_dir: str, timeout: float | None = None) -> HotKernel:
-    kernel = HotKernel(run_dir=run_dir, register=False)
+def _kernel(
+    run_dir: str, timeout: float | None = None, modules: dict[str, Any] | None = None
+) -> HotKernel:
+    kernel = HotKernel(run_dir=run_dir, register=False, modules=modules)
     for cb_id, (path, symbol, init) in CALLBACKS.items():
         if timeout is not None:
             init = {**init, "_timeout_": timeout}
@@ -102,6 +109,76 @@ def hot_loop(steps: int, kernel: HotKernel) -> float:
     for step in range(steps):
         apply({"step": step, "epoch": 0, "loss": 0.0, "log": _discard}, events)
     return clock() - t0
+
+
+def optloss_env(step: int, optimizer: Any, loss_state: dict[str, Any]) -> dict[str, Any]:
+    """The env of an ``optloss`` loop: the hot loop's, with the optimizer and loss state."""
+    return {
+        "step": step,
+        "epoch": 0,
+        "loss": 0.0,
+        "log": _discard,
+        "optimizer": optimizer,
+        "loss_state": loss_state,
+    }
+
+
+def env_optloss_loop(steps: int, optimizer: Any, loss_state: dict[str, Any]) -> float:
+    """Seconds for ``steps`` iterations that build the env of an ``optloss`` loop."""
+    t0 = clock()
+    for step in range(steps):
+        env = {  # noqa: F841
+            "step": step,
+            "epoch": 0,
+            "loss": 0.0,
+            "log": _discard,
+            "optimizer": optimizer,
+            "loss_state": loss_state,
+        }
+    return clock() - t0
+
+
+def optloss_loop(
+    steps: int, kernel: HotKernel, optimizer: Any, loss_state: dict[str, Any]
+) -> float:
+    """Seconds for ``steps`` iterations that build that env and call ``apply`` of a kernel
+    running ``cb``, ``opt`` and ``loss``."""
+    apply, events = kernel.apply, ["train_step_end"]
+    t0 = clock()
+    for step in range(steps):
+        apply(
+            {
+                "step": step,
+                "epoch": 0,
+                "loss": 0.0,
+                "log": _discard,
+                "optimizer": optimizer,
+                "loss_state": loss_state,
+            },
+            events,
+        )
+    return clock() - t0
+
+
+def _optloss_loops(run_dir: str) -> tuple[dict[str, Callable[[int], float]], HotKernel]:
+    """The ``env_optloss`` and ``optloss`` loops, and the kernel the second one drives (its
+    opt and loss modules idle: the optimizer and loss state seen at a first apply)."""
+    import torch
+
+    from hotcb.modules.cb.module import CallbackModule
+    from hotcb.modules.loss import LossModule
+    from hotcb.modules.opt import OptModule
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(4))], lr=0.1)
+    loss_state: dict[str, Any] = {"weights": {"distill": 0.5}}
+    modules: dict[str, Any] = {"cb": CallbackModule(), "opt": OptModule(), "loss": LossModule()}
+    kernel = _kernel(run_dir, modules=modules)
+    kernel.apply(optloss_env(0, optimizer, loss_state), ["train_begin"])
+    loops = {
+        "env_optloss": partial(env_optloss_loop, optimizer=optimizer, loss_state=loss_state),
+        "optloss": partial(optloss_loop, kernel=kernel, optimizer=optimizer, loss_state=loss_state),
+    }
+    return loops, kernel
 
 
 def noop_call_loop(steps: int) -> float:
@@ -158,23 +235,31 @@ def best_interleaved(
     return best
 
 
-def measure(steps: int, torch_steps: int, repeats: int) -> dict[str, Any]:
-    """All figures, as the ``--json`` line reports them."""
-    with tempfile.TemporaryDirectory() as run_dir, tempfile.TemporaryDirectory() as watched_dir:
+def measure(steps: int, torch_steps: int, repeats: int, optloss: bool = True) -> dict[str, Any]:
+    """All figures, as the ``--json`` line reports them (``optloss``: also the ``opt`` and
+    ``loss`` modules' idle cost)."""
+    with (
+        tempfile.TemporaryDirectory() as run_dir,
+        tempfile.TemporaryDirectory() as watched_dir,
+        tempfile.TemporaryDirectory() as optloss_dir,
+    ):
         kernel = _kernel(run_dir)
         watched_kernel = _kernel(watched_dir, timeout=60.0)
-        t = best_interleaved(
-            {
-                "empty": empty_loop,
-                "env": env_loop,
-                "hot": partial(hot_loop, kernel=kernel),
-                "noop": noop_call_loop,
-                "watched": partial(hot_loop, kernel=watched_kernel),
-            },
-            steps,
-            repeats,
-        )
+        loops: dict[str, Callable[[int], float]] = {
+            "empty": empty_loop,
+            "env": env_loop,
+            "hot": partial(hot_loop, kernel=kernel),
+            "noop": noop_call_loop,
+            "watched": partial(hot_loop, kernel=watched_kernel),
+        }
+        optloss_kernel = None
+        if optloss:
+            more, optloss_kernel = _optloss_loops(optloss_dir)
+            loops.update(more)
+        t = best_interleaved(loops, steps, repeats)
         watched_kernel.close()
+        if optloss_kernel is not None:
+            optloss_kernel.close()
         torch_t = {"bare": float("inf"), "hot": float("inf")}
         if torch_steps:
             torch_t = best_interleaved(
@@ -194,6 +279,16 @@ def measure(steps: int, torch_steps: int, repeats: int) -> dict[str, Any]:
     apply_and_env_us = us(t["hot"] - t["empty"])
     noop_us = us(t["noop"] - t["empty"])
     watched_call_us = us(t["watched"] - t["hot"]) / len(CALLBACKS)
+    optloss_figures: dict[str, Any] = {}
+    if optloss:
+        optloss_apply_us = us(t["optloss"] - t["env_optloss"])
+        optloss_figures = {
+            "optloss_apply_in_noop_calls": round(optloss_apply_us / noop_us, 1),
+            "optloss_extra_in_noop_calls": round((optloss_apply_us - apply_us) / noop_us, 1),
+            "optloss_apply_us": round(optloss_apply_us, 4),
+            "env_optloss_us_per_step": round(us(t["env_optloss"]), 4),
+            "optloss_hot_us_per_step": round(us(t["optloss"]), 4),
+        }
     return {
         "apply_in_noop_calls": round(apply_us / noop_us, 1),
         "apply_and_env_in_noop_calls": round(apply_and_env_us / noop_us, 1),
@@ -210,6 +305,7 @@ def measure(steps: int, torch_steps: int, repeats: int) -> dict[str, Any]:
         "watched_hot_us_per_step": round(us(t["watched"]), 4),
         "watched_call_extra_us": round(watched_call_us, 4),
         "watched_call_extra_in_noop_calls": round(watched_call_us / noop_us, 1),
+        **optloss_figures,
         "steps": steps,
         "repeats": repeats,
         "callbacks": sorted(CALLBACKS),
@@ -223,10 +319,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000, help="iterations per timed loop")
     parser.add_argument("--torch-steps", type=int, default=2_000, help="0 skips the torch loop")
     parser.add_argument("--repeats", type=int, default=15, help="rounds; the best is reported")
+    parser.add_argument(
+        "--no-optloss",
+        dest="optloss",
+        action="store_false",
+        help="skip the loop with the opt and loss modules on (it imports torch)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    r = measure(args.steps, args.torch_steps, args.repeats)
+    r = measure(args.steps, args.torch_steps, args.repeats, args.optloss)
     if args.json:
         print(json.dumps(r))
         return
@@ -248,6 +350,12 @@ def main() -> None:
         f"watchdog: one watched call (_timeout_) costs {r['watched_call_extra_in_noop_calls']} "
         f"no-op calls more ({r['watched_call_extra_us']} us)"
     )
+    if args.optloss:
+        print(
+            f"idle apply with the opt and loss modules on too: "
+            f"{r['optloss_apply_in_noop_calls']} no-op calls, "
+            f"{r['optloss_extra_in_noop_calls']} more than callbacks only (goal <= 1)"
+        )
 
 
 if __name__ == "__main__":

@@ -54,12 +54,12 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotcb.kernel import HotKernel, _one_dispatch
+from hotcb.kernel import HotKernel, _dispatch_of
 from hotcb.ledger import LedgerEntry
 from hotcb.modules.base import Env, KernelModule, OpResult
 from hotcb.modules.cb.callbacks.emit import emit
@@ -107,12 +107,68 @@ def distributed_world(group: Any = None) -> tuple[int, int] | None:
 
 
 class _Leader(HotKernel):
-    """Rank 0's kernel: a HotKernel whose state also records the world."""
+    """Rank 0's kernel: a HotKernel whose state also records the world, and whose modules'
+    ``redispatch()`` also rebuilds the distributed kernel's dispatch (``on_redispatch``)."""
 
     world: dict[str, Any] = {}
+    on_redispatch: Callable[[], None] | None = None
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), **self.world}
+
+    def redispatch(self) -> None:
+        super().redispatch()
+        if self.on_redispatch is not None:
+            self.on_redispatch()
+
+
+class _FollowerHost:
+    """What a follower rank's modules (``opt``, ``loss``, ...) are attached to: their
+    ``redispatch()`` rebuilds this rank's dispatch; what they record goes to rank 0 as a
+    report (``record``); the run dir is this rank's private temporary directory."""
+
+    def __init__(
+        self,
+        run_dir: RunDir,
+        allowed_factories: frozenset[str],
+        record: Callable[..., Any],
+        redispatch: Callable[[], None],
+    ) -> None:
+        self._run_dir = run_dir
+        self._allowed = allowed_factories
+        self._record = record
+        self.redispatch = redispatch
+
+    @property
+    def run_dir(self) -> RunDir:
+        return self._run_dir
+
+    @property
+    def allowed_factories(self) -> frozenset[str]:
+        return self._allowed
+
+    def recorder(self, module: str) -> Callable[..., LedgerEntry]:
+        def record(**fields: Any) -> LedgerEntry:
+            self._record(module=module, **fields)
+            return LedgerEntry(
+                seq=0,
+                wall_time=time.time(),
+                step=None,
+                epoch=None,
+                event=None,
+                module=module,
+                op=str(fields.get("op")),
+                id=fields.get("id"),
+                source=str(fields.get("source", "auto")),
+                decision=str(fields.get("decision", "applied")),
+                payload=dict(fields.get("payload") or {}),
+                error=fields.get("error"),
+            )
+
+        return record
+
+    def mark_changed(self) -> None:
+        """Nothing: only rank 0 writes the state."""
 
 
 class DistributedHotKernel:
@@ -168,6 +224,7 @@ class DistributedHotKernel:
             self.modules: Mapping[str, KernelModule] = self._leader.modules
             self.controller: HotController = self._leader.callbacks
             self.controller.bind(self._leader_record, self._leader.mark_changed)
+            self._leader.on_redispatch = self.redispatch
             self._leader.write_state()
         else:
             self._leader = None
@@ -180,9 +237,19 @@ class DistributedHotKernel:
             )
             self.controller.bind(self._follower_record, None)
             module = CallbackModule(self.controller)
-            self.modules = {module.name: module, **_other_modules(kernel_kwargs.get("modules"))}
-        # every module's dispatch (opt's clipping, loss's ramps), as rank 0's kernel has it
-        self._dispatch = _one_dispatch(tuple(m.dispatch for m in self.modules.values()))
+            others = _other_modules(kernel_kwargs.get("modules"))
+            self.modules = {module.name: module, **others}
+            host = _FollowerHost(
+                RunDir(self._tmp),
+                frozenset(kernel_kwargs.get("allowed_factories", ())),
+                self._follower_record,
+                self.redispatch,
+            )
+            for other in others.values():
+                other.attach(host)
+        # every module's dispatch with per-step work (opt's clipping, loss's ramps), as rank
+        # 0's kernel has it; rebuilt when a module's work changes (redispatch)
+        self.redispatch()
         #: the ops due at later steps: every rank holds the same and applies them itself
         #: at their step, no communication needed (rank 0's kernel records them)
         self.schedule = ScheduleRunner()
@@ -194,6 +261,11 @@ class DistributedHotKernel:
             self._share_initial_state()
         elif self._leader is not None:
             self.resumed = self._leader.resumed
+
+    def redispatch(self) -> None:
+        """Rebuild this rank's dispatch from every module's ``dispatch`` now (see
+        :meth:`HotKernel.redispatch <hotcb.kernel.HotKernel.redispatch>`)."""
+        self._dispatch = _dispatch_of(self.modules.values())
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -317,9 +389,25 @@ class DistributedHotKernel:
                 if gathered is not None:
                     self._deliver(gathered, previous.lines, env, event)
             self._pending = _Round.start(payload, lines, self._group)
+        self._poll_modules(env)
         if self._leader is not None:
             self._leader.refresh_state()
         self.controller.sample_costs()  # time the calls of the dispatch that follows
+
+    def _poll_modules(self, env: Env) -> None:
+        """Every module's safe-point ``poll`` but the callback module's (the sync point
+        does its part: rank 0 reads edited sources, costs are sampled): e.g. ``opt``
+        notices a new optimizer here, off the hot path."""
+        for module in self.modules.values():
+            if isinstance(module, CallbackModule):
+                continue
+            try:
+                changed = module.poll(env)
+            except Exception:
+                log.exception("hotcb: module %r failed during poll", module.name)
+                continue
+            if changed and self._leader is not None:
+                self._leader.mark_changed()
 
     def _deliver(
         self,

@@ -42,7 +42,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from time import monotonic
 from typing import Any, Protocol, runtime_checkable
@@ -277,7 +277,7 @@ class HotKernel:
         self.modules: dict[str, KernelModule] = _checked_modules(modules)
         for module in self.modules.values():
             module.attach(self)
-        self._dispatch = _one_dispatch(tuple(m.dispatch for m in self.modules.values()))
+        self._dispatch = _dispatch_of(self.modules.values())
         commands = (
             Path(commands_path).expanduser().resolve() if commands_path else self.run_dir.commands
         )
@@ -807,6 +807,12 @@ class HotKernel:
         """Ask for ``hotcb.state.json`` to be rewritten at the next safe point."""
         self._changed = True
 
+    def redispatch(self) -> None:
+        """Rebuild what ``apply`` dispatches to from every module's ``dispatch`` now (a
+        module calls it when it gains or loses per-step work; see
+        :mod:`hotcb.modules.base`)."""
+        self._dispatch = _dispatch_of(self.modules.values())
+
     def _module_states(self) -> dict[str, Any]:
         return {name: module.status() for name, module in self.modules.items()}
 
@@ -951,11 +957,19 @@ def _checked_modules(modules: Mapping[str, KernelModule]) -> dict[str, KernelMod
     return dict(modules)
 
 
-def _one_dispatch(
-    dispatchers: tuple[Callable[[Env, Sequence[str]], None], ...],
-) -> Callable[[Env, Sequence[str]], None]:
-    """One callable that dispatches to every module: the module's own dispatch when
-    there is one (the usual case: ``apply`` then costs one call), else a loop."""
+def _dispatch_of(modules: Iterable[KernelModule]) -> Callable[[Env, Sequence[str]], None]:
+    """One callable that dispatches to every module with per-step work (a module whose
+    ``dispatch`` is None is left out): that module's own dispatch when there is one (the
+    usual case: ``apply`` then costs one call), else a loop.
+
+    >>> from hotcb.modules.cb.module import CallbackModule
+    >>> cb = CallbackModule()
+    >>> _dispatch_of([cb]) == cb.dispatch
+    True
+    """
+    dispatchers = tuple(d for d in (m.dispatch for m in modules) if d is not None)
+    if not dispatchers:
+        return _dispatch_nothing
     if len(dispatchers) == 1:
         return dispatchers[0]
 
@@ -964,6 +978,10 @@ def _one_dispatch(
             dispatch(env, events)
 
     return dispatch_all
+
+
+def _dispatch_nothing(env: Env, events: Sequence[str]) -> None:
+    """The dispatch of a kernel none of whose modules has per-step work."""
 
 
 def _set_aside_untrusted(ledger: Path) -> str | None:

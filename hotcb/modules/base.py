@@ -7,6 +7,11 @@ the module, so commands naming them parse at the edge), its section of
 ``hotcb.state.json`` (``state_key``), and how to apply, replay, dispatch, report and close.
 The kernel reads and records; the module only ever sees valid ops.
 
+A module with nothing to do at a step costs the hot path nothing: its ``dispatch`` is
+None while it has no per-step work, and it calls its host's ``redispatch()`` when that
+changes (an op gave it work, or its last piece of work ended), so the kernel rebuilds the
+one callable it calls per ``apply`` from the modules that have work.
+
 A module that supports the desired-state file (``config_path``) also has
 ``reconcile(document) -> list[Op]``: the ops that take it to what the parsed YAML document
 asks for (raising :class:`~hotcb.ops.CommandError` for a bad section).
@@ -61,6 +66,11 @@ class ModuleHost(Protocol):
 
     def mark_changed(self) -> None: ...
 
+    def redispatch(self) -> None:
+        """The module's ``dispatch`` changed (it has per-step work now, or none any more):
+        the kernel reads every module's ``dispatch`` again, used from the next ``apply``."""
+        ...
+
 
 class KernelModule(Protocol):
     """What a kernel module provides (``cb``, hot callbacks, is the one hotcb ships)."""
@@ -77,8 +87,9 @@ class KernelModule(Protocol):
         ...
 
     @property
-    def dispatch(self) -> Callable[[Env, Sequence[str]], None]:
-        """The hot-path entry: ``dispatch(env, events)``."""
+    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """The hot-path entry: ``dispatch(env, events)``; None while the module has nothing
+        to do per step (call the host's ``redispatch()`` when that changes)."""
         ...
 
     def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult:

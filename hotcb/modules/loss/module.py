@@ -10,7 +10,10 @@ the new values at its next call. What may be set is checked against the mapping 
 
 Ramps (``ramps.depth={type: linear, warmup_frac: 0.2, end: 2.0}``) are evaluated at every
 new step the loop applies (:mod:`hotcb.modules.loss.ramps`), before that step's events
-are dispatched, and write ``weights.<name>``.
+are dispatched, and write ``weights.<name>``. An idle module costs ``apply`` nothing: it
+is in the kernel's dispatch only at the first ``apply`` (where it notes the loss state as
+the run starts it) and while a ramp runs; it finds a new loss state at the kernel's polls
+(or sync points) and when an op comes.
 
 Its section of ``hotcb.state.json`` is ``loss``: ``values`` (the mapping now),
 ``initial`` (as the module first saw it), ``ramps`` and ``config_key`` (the node of the
@@ -95,22 +98,41 @@ class LossModule:
         self._initial: dict[str, Any] | None = None
         self._ramps: dict[str, Ramp] = {}
         self._step: Any = None
-        #: True while dispatch has something to do: the state not yet seen, or ramps running
-        self._watch = True
+        #: what the kernel calls per apply: the first apply, then ramps (None: nothing)
+        self._dispatch: Callable[[Env, Sequence[str]], None] | None = self._first_dispatch
+        self._started = False  # True once the first apply was dispatched
         self._host: ModuleHost | None = None
 
     def attach(self, kernel: ModuleHost) -> None:
         self._host = kernel
 
     @property
-    def dispatch(self) -> Callable[[Env, Sequence[str]], None]:
+    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """At the first ``apply`` and while a ramp runs, else None."""
         return self._dispatch
 
-    def _dispatch(self, env: Env, events: Sequence[str]) -> None:
-        if self._watch:
-            self._look(env)
-            if self._ramps:
-                self._advance(env.get("step"))
+    def _first_dispatch(self, env: Env, events: Sequence[str]) -> None:
+        """The first apply: note the loss state as the run starts it (the state's
+        ``initial``), then leave the dispatch unless a ramp runs."""
+        self._look(env)
+        self._started = True
+        self._redispatch()
+        if self._dispatch is not None:
+            self._dispatch(env, events)
+
+    def _ramp_dispatch(self, env: Env, events: Sequence[str]) -> None:
+        self._look(env)
+        self._advance(env.get("step"))
+
+    def _redispatch(self) -> None:
+        """Be in the kernel's dispatch exactly while a ramp runs."""
+        if not self._started:
+            return  # the first apply decides
+        wanted = self._ramp_dispatch if self._ramps else None
+        if wanted != self._dispatch:
+            self._dispatch = wanted
+            if self._host is not None:
+                self._host.redispatch()
 
     def _look(self, env: Env) -> None:
         state = find_loss_state(env)
@@ -118,7 +140,6 @@ class LossModule:
             return
         self._state = state
         self._initial = plain(state)
-        self._watch = bool(self._ramps)
         if self._host is not None:
             self._host.mark_changed()
 
@@ -133,7 +154,7 @@ class LossModule:
                 del self._ramps[name]
                 if self._host is not None:
                     self._host.mark_changed()
-        self._watch = bool(self._ramps)
+        self._redispatch()
 
     def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult:
         if op.id != LOSS_ID:
@@ -166,9 +187,9 @@ class LossModule:
             self._ramps.pop(name, None)
         self._ramps.update(started)
         self._step = None
-        self._watch = bool(self._ramps)
         if started:
             self._advance(env.get("step"))
+        self._redispatch()
         return OpResult(
             "applied",
             details={

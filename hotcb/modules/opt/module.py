@@ -11,8 +11,10 @@ rescales the schedule (:mod:`hotcb.modules.opt.schedule`).
 
 ``clip_norm`` is hotcb's: at every ``after_backward`` event (the loop emits it between
 ``backward()`` and ``optimizer.step()``) the gradients of each group with a ``clip_norm``
-are clipped with ``torch.nn.utils.clip_grad_norm_``. The idle cost per ``apply`` is one
-call and one attribute check once the optimizer has been seen.
+are clipped with ``torch.nn.utils.clip_grad_norm_``. An idle module costs ``apply``
+nothing: it is in the kernel's dispatch only at the first ``apply`` (where it notes the
+optimizer as the run starts it) and while a ``clip_norm`` is set; it finds a new optimizer
+at the kernel's polls (or sync points) and when an op comes.
 
 Its section of ``hotcb.state.json`` is ``optimizer``: the class, the scheduler, every
 group's current values and the values it started with, and ``config_key`` (where the
@@ -94,22 +96,47 @@ class OptModule:
         #: per group: the norm its gradients are clipped to (None: not clipped)
         self._clip: list[float | None] = []
         self._initial: list[dict[str, Any]] = []
-        #: True while dispatch has something to do: the optimizer not yet seen, or clipping
-        self._watch = True
+        #: what the kernel calls per apply: the first apply, then clipping (None: nothing)
+        self._dispatch: Callable[[Env, Sequence[str]], None] | None = self._first_dispatch
+        self._started = False  # True once the first apply was dispatched
         self._host: ModuleHost | None = None
 
     def attach(self, kernel: ModuleHost) -> None:
         self._host = kernel
 
     @property
-    def dispatch(self) -> Callable[[Env, Sequence[str]], None]:
+    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """At the first ``apply`` and while a group has a ``clip_norm``, else None."""
         return self._dispatch
 
-    def _dispatch(self, env: Env, events: Sequence[str]) -> None:
-        if self._watch:
+    def _first_dispatch(self, env: Env, events: Sequence[str]) -> None:
+        """The first apply: note the optimizer as the run starts it (the state's
+        ``initial``), then do what this step needs and leave the dispatch if nothing."""
+        self._look(env)
+        self._started = True
+        self._redispatch()
+        if self._dispatch is not None:
+            self._dispatch(env, events)
+
+    def _clip_dispatch(self, env: Env, events: Sequence[str]) -> None:
+        if "after_backward" in events:
             self._look(env)
-            if "after_backward" in events:
-                self._clip_gradients()
+            self._clip_gradients()
+
+    def _redispatch(self) -> None:
+        """Be in the kernel's dispatch exactly while gradients are to be clipped (a default
+        ``clip_norm`` waits there for the optimizer)."""
+        if not self._started:
+            return  # the first apply decides
+        if self._optimizer is None:
+            clipping = self._default_clip is not None
+        else:
+            clipping = any(c is not None for c in self._clip)
+        wanted = self._clip_dispatch if clipping else None
+        if wanted != self._dispatch:
+            self._dispatch = wanted
+            if self._host is not None:
+                self._host.redispatch()
 
     def _look(self, env: Env) -> None:
         """Remember the optimizer and scheduler of the env (the first time, or a new one)."""
@@ -121,7 +148,7 @@ class OptModule:
         groups = optimizer.param_groups
         self._clip = [self._default_clip] * len(groups)
         self._initial = [group_view(g, c) for g, c in zip(groups, self._clip, strict=True)]
-        self._watch = any(c is not None for c in self._clip)
+        self._redispatch()
         if self._host is not None:
             self._host.mark_changed()
 
@@ -184,7 +211,7 @@ class OptModule:
             self._clip = saved_clip
             _restore_scheduler(scheduler, saved_scheduler)
             return OpResult("failed", f"{type(exc).__name__}: {exc}; the optimizer is unchanged")
-        self._watch = any(c is not None for c in self._clip)
+        self._redispatch()
         after = [group_view(g, c) for g, c in zip(groups, self._clip, strict=True)]
         return OpResult(
             "applied",
