@@ -16,7 +16,10 @@ dist = pytest.importorskip("torch.distributed")
 from hotcb.distributed import DistributedHotKernel, distributed_world  # noqa: E402
 from hotcb.hydra.hydrate import kernel_from_config, ops_from_config  # noqa: E402
 from hotcb.kernel import HotKernel  # noqa: E402
+from hotcb.modules.cb.module import CallbackModule  # noqa: E402
+from hotcb.modules.opt import OptModule  # noqa: E402
 from hotcb.stream import CommandStream  # noqa: E402
+from tests.calls import python_calls  # noqa: E402
 from tests.helpers import HEARTBEAT_CLASS  # noqa: E402
 
 HEARTBEAT = {"_target_": HEARTBEAT_CLASS, "every": 4}
@@ -74,3 +77,35 @@ def test_kernel_from_config_uses_a_plain_kernel_for_one_process(
 def test_sync_every_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sync_every must be a positive"):
         DistributedHotKernel(run_dir=tmp_path, sync_every=0)
+
+
+def test_an_idle_opt_module_joins_the_dispatch_when_clip_norm_is_set_at_a_sync_point(
+    tmp_path: Path, group: None
+) -> None:
+    import torch
+
+    w = torch.nn.Parameter(torch.ones(4))
+    env: dict[str, Any] = {"step": 1, "optimizer": torch.optim.SGD([w], lr=0.1)}
+    modules = {"cb": CallbackModule(), "opt": OptModule()}
+    kernel = DistributedHotKernel(run_dir=tmp_path, sync_every=5, register=False, modules=modules)
+
+    def opt_calls(step: int) -> list[str]:
+        env["step"] = step
+        (w.sum() * 100).backward()
+        calls = python_calls(kernel.apply, env, ["after_backward"])
+        return [c.split(":")[1] for c in calls if c.startswith("hotcb.modules.opt")]
+
+    kernel.apply(env, ["train_begin"])
+    assert opt_calls(2) == []  # idle: not dispatched
+    CommandStream(tmp_path / "hotcb.commands.jsonl").append(
+        {"module": "opt", "op": "set", "id": "optimizer", "params": {"clip_norm": 0.5}}
+    )
+    w.grad = None
+    assert "OptModule._clip_gradients" not in opt_calls(3)  # not a sync point yet
+    assert w.grad is not None and w.grad.norm().item() == pytest.approx(200)
+    w.grad = None
+    assert "OptModule._clip_gradients" in opt_calls(5)  # applied at the sync point, then clipped
+    assert w.grad is not None and w.grad.norm().item() == pytest.approx(0.5, rel=1e-5)
+    kernel.close()
+    state = json.loads((tmp_path / "hotcb.state.json").read_text())
+    assert state["optimizer"]["groups"][0]["clip_norm"] == 0.5

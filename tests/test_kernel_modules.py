@@ -1,6 +1,7 @@
 """The kernel knows no module by name: a second module, written here and nowhere in hotcb,
 routes its own op end to end (command file line -> kernel -> module -> ledger -> state ->
-resume), beside the callback module or without it."""
+resume), beside the callback module or without it; a module with no per-step work is left
+out of the dispatch until it says it has some (``redispatch``)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,47 @@ class CounterModule:
 
     def close(self) -> None:
         self.closed = True
+
+
+class WatchModule:
+    """A module with per-step work only while ``watch``-ed (op ``watch`` / ``unwatch``): its
+    dispatch then writes the step to ``env["watched"]``; else its dispatch is None."""
+
+    name = "watch"
+    state_key = "watch"
+    ops: Sequence[OpSpec] = (OpSpec("watch"), OpSpec("unwatch"))
+
+    def __init__(self) -> None:
+        self.host: ModuleHost | None = None
+        self.watching = False
+
+    def attach(self, kernel: ModuleHost) -> None:
+        self.host = kernel
+
+    @property
+    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
+        return self._dispatch if self.watching else None
+
+    def _dispatch(self, env: Env, events: Sequence[str]) -> None:
+        env["watched"] = env.get("step")
+
+    def apply_op(self, op: Op, env: Env | None = None, *, sha256: str | None = None) -> OpResult:
+        self.watching = op.op == "watch"
+        assert self.host is not None
+        self.host.redispatch()
+        return OpResult("applied")
+
+    def replay(self, entry: LedgerEntry) -> OpResult | None:
+        return None
+
+    def poll(self, env: Env) -> bool:
+        return False
+
+    def status(self) -> dict[str, Any]:
+        return {"watching": self.watching}
+
+    def close(self) -> None:
+        pass
 
 
 def kernel(run_dir: Path, **modules: Any) -> HotKernel:
@@ -204,3 +246,27 @@ def test_only_the_cb_module_and_the_defaults_name_cb() -> None:
             if isinstance(node, ast.Constant) and node.value == "cb":
                 found.append(f"{rel}:{node.lineno}")
     assert found == [], f'"cb" spelled out outside the cb module and hotcb.ops: {found}'
+
+
+def test_a_module_without_per_step_work_is_dispatched_only_once_it_says_so(
+    tmp_path: Path,
+) -> None:
+    k = kernel(tmp_path / "run", watch=WatchModule(), counter=CounterModule())
+    commands = CommandStream(k.run_dir.commands)
+    envs: list[dict[str, Any]] = []
+
+    def step(n: int) -> dict[str, Any]:
+        envs.append({"step": n})
+        k.apply(envs[-1], ["train_step_end"])
+        return envs[-1]
+
+    assert "watched" not in step(1) and step(1)["counters"] == {}  # only the counter's ran
+    commands.append({"module": "watch", "op": "watch", "id": "w"})
+    assert step(2)["watched"] == 2  # applied at this safe point, dispatched from it on
+    assert step(3)["watched"] == 3
+    commands.append({"module": "watch", "op": "unwatch", "id": "w"})
+    assert "watched" not in step(4) and "counters" in envs[-1]
+    k.close()
+    alone = kernel(tmp_path / "alone", watch=WatchModule())  # no module has work: fine
+    alone.apply({"step": 1}, ["train_step_end"])
+    alone.close()

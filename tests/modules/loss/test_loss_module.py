@@ -1,6 +1,7 @@
 """The loss module inside a real kernel: a command changes the mapping the loss function
 reads at one safe point (a Hydra config node works as the mapping), refuses keys the
-mapping does not have with nothing changed, and runs ramps step by step."""
+mapping does not have with nothing changed, and runs ramps step by step; it is in the
+kernel's dispatch only while a ramp runs (the Python calls an apply makes are counted)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from omegaconf import OmegaConf
 from hotcb.kernel import HotKernel
 from hotcb.ledger import read_ledger
 from hotcb.modules.loss import LossModule
+from hotcb.ops import Op
 from hotcb.state import read_state
 from hotcb.stream import CommandStream
+from tests.calls import python_calls
 
 
 def loss_set(**params: Any) -> dict[str, Any]:
@@ -124,3 +127,35 @@ def test_warmup_frac_needs_the_runs_total_steps(make: Callable[..., Loop]) -> No
     assert loop.run(2) == [1.0, 1.0]
     (entry,) = loop.entries()
     assert entry.decision == "failed" and "total_steps" in (entry.error or "")
+
+
+def test_the_loss_module_is_dispatched_only_while_a_ramp_runs(
+    kernel_factory: Callable[..., HotKernel],
+) -> None:
+    state: dict[str, Any] = {"weights": {"depth": 1.0, "aux": 1.0}}
+    kernel = kernel_factory(modules={"loss": LossModule()}, poll_interval=3600)
+    env: dict[str, Any] = {"step": 1, "loss_state": state}
+
+    def loss_calls(step: int) -> list[str]:
+        env["step"] = step
+        calls = python_calls(kernel.apply, env, ["train_step_end"])
+        return [c.split(":")[1] for c in calls if c.startswith("hotcb.modules.loss")]
+
+    def submit(**params: Any) -> str:
+        op = Op("set", "loss_state", module="loss", params=params)
+        return kernel.submit(op, env=env).decision
+
+    kernel.apply(env, ["train_begin"])
+    assert kernel.status()["loss"]["initial"] == state  # noted at the first apply
+    assert loss_calls(2) == []  # idle: not dispatched
+    assert submit(ramps={"depth": {"type": "linear", "steps": 2, "end": 2.0}}) == "applied"
+    assert "LossModule._advance" in loss_calls(3)
+    assert state["weights"]["depth"] == 1.5
+    assert "LossModule._advance" in loss_calls(4)  # the ramp reaches its end: it is done
+    assert state["weights"]["depth"] == 2.0 and kernel.status()["loss"]["ramps"] == {}
+    assert loss_calls(5) == []  # the last ramp done takes the module out
+
+    assert submit(ramps={"aux": {"type": "linear", "steps": 10, "end": 0.0}}) == "applied"
+    assert "LossModule._advance" in loss_calls(6)
+    assert submit(aux_w=0.3) == "applied"  # a weight set by hand ends its ramp
+    assert loss_calls(7) == [] and state["weights"]["aux"] == 0.3

@@ -1,6 +1,7 @@
 """The opt module inside a real kernel: commands from the command file change the live
 optimizer at one safe point, bad ones are failed in the ledger with the optimizer
-unchanged, and clip_norm clips at after_backward."""
+unchanged, and clip_norm clips at after_backward; an idle module costs ``apply`` nothing
+(the Python calls an apply makes are counted: no timing)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import torch
 
 from hotcb.kernel import HotKernel
 from hotcb.ledger import read_ledger
+from hotcb.modules.cb.module import CallbackModule
 from hotcb.modules.opt import OptModule
+from hotcb.ops import Op
 from hotcb.state import read_state
 from hotcb.stream import CommandStream
+from tests.calls import python_calls
 
 
 def opt_set(**params: Any) -> dict[str, Any]:
@@ -130,3 +134,67 @@ def test_without_an_optimizer_in_the_env_the_op_fails_saying_what_to_pass(
     kernel.apply({"step": 1}, ["train_step_end"])
     (entry,) = read_ledger(kernel.run_dir.ledger).entries
     assert entry.decision == "failed" and "env['optimizer']" in (entry.error or "")
+
+
+def opt_calls(kernel: HotKernel, env: dict[str, Any], event: str) -> list[str]:
+    """The opt module's functions that one ``apply`` runs."""
+    calls = python_calls(kernel.apply, env, [event])
+    return [c.split(":")[1] for c in calls if c.startswith("hotcb.modules.opt")]
+
+
+def submit_opt(kernel: HotKernel, env: dict[str, Any], **params: Any) -> str:
+    return kernel.submit(Op("set", "optimizer", module="opt", params=params), env=env).decision
+
+
+def test_an_idle_opt_module_is_not_dispatched_until_clip_norm_is_set(
+    kernel_factory: Callable[..., HotKernel], tmp_path: Any
+) -> None:
+    w = torch.nn.Parameter(torch.ones(4))
+    optimizer = torch.optim.SGD([w], lr=0.1)
+    kernel = kernel_factory(
+        modules={"cb": CallbackModule(), "opt": OptModule()}, poll_interval=3600
+    )
+    callbacks_only = kernel_factory(tmp_path / "bare", poll_interval=3600)
+    env: dict[str, Any] = {"step": 1, "optimizer": optimizer}
+    kernel.apply(env, ["train_begin"])  # the first apply notes the optimizer as it starts
+    callbacks_only.apply(env, ["train_begin"])
+    assert kernel.status()["optimizer"]["initial"][0]["lr"] == 0.1
+
+    idle = python_calls(kernel.apply, env, ["after_backward"])
+    assert [c for c in idle if "hotcb.modules.opt" in c] == []
+    # the same calls as a kernel with the callback module alone: the opt module costs nothing
+    assert len(idle) == len(python_calls(callbacks_only.apply, env, ["after_backward"]))
+
+    assert submit_opt(kernel, env, clip_norm=0.5) == "applied"
+    (w.sum() * 100).backward()
+    assert "OptModule._clip_gradients" in opt_calls(kernel, env, "after_backward")
+    assert w.grad is not None and w.grad.norm().item() == pytest.approx(0.5, rel=1e-5)
+    assert opt_calls(kernel, env, "train_step_end") == ["OptModule._clip_dispatch"]
+
+    assert submit_opt(kernel, env, clip_norm=None) == "applied"
+    assert opt_calls(kernel, env, "after_backward") == []  # nothing to clip: out again
+
+
+def test_an_optimizer_the_loop_does_not_pass_is_not_looked_for_at_every_step(
+    kernel_factory: Callable[..., HotKernel],
+) -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    made: dict[str, Any] = {"optimizer": None}  # e.g. Lightning before configure_optimizers
+    asked: list[int] = []
+
+    def resolve_optimizer() -> Any:
+        asked.append(env["step"])
+        return made["optimizer"]
+
+    env: dict[str, Any] = {"step": 1, "resolve_optimizer": resolve_optimizer}
+    kernel = kernel_factory(modules={"opt": OptModule()}, poll_interval=3600)
+    kernel.apply(env, ["train_begin"])
+    assert asked and set(asked) == {1}  # the first apply looks (its poll, its dispatch)
+    for step in range(2, 7):
+        env["step"] = step
+        kernel.apply(env, ["train_step_end"])
+    assert set(asked) == {1}  # not at every step
+    made["optimizer"] = optimizer
+    assert submit_opt(kernel, env, lr=0.05) == "applied"  # an op looks, and finds it
+    assert optimizer.param_groups[0]["lr"] == 0.05
+    assert kernel.status()["optimizer"]["optimizer"] == "SGD"
