@@ -45,6 +45,7 @@ def test_set_writes_one_validated_command(run: HotKernel) -> None:
         "lr=3e-4",
         "on=true",
         "tags=[a,b]",
+        "--force",  # heartbeat declares none of lr, on, tags: the run would refuse them
     )
     assert result.exit_code == 0, result.output
     assert "queued set heartbeat" in result.output
