@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from hotcb.cli.app import RunSelection, fail, pass_selection
-from hotcb.cli.table import echo_table
+from hotcb.cli.table import MIN_WIDTH, echo_table, shorten, terminal_width
 from hotcb.errors import format_error
 from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
@@ -131,7 +131,9 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
-    click.echo(f"run {rd.path} ({progress(state, live, time.time())}{world})")
+    where = f" ({progress(state, live, time.time())}{world})"
+    room = max(terminal_width() - len("run ") - len(where), MIN_WIDTH)
+    click.echo(f"run {shorten(str(rd.path), room)}{where}")
     for call in stuck:
         _echo_stuck(call, live)
     pending = _pending(rd, read.entries)
