@@ -131,9 +131,7 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
-    where = f" ({progress(state, live, time.time())}{world})"
-    room = max(terminal_width() - len("run ") - len(where), MIN_WIDTH)
-    click.echo(f"run {shorten(str(rd.path), room)}{where}")
+    click.echo(f"run {rd.path} ({progress(state, live, time.time())}{world})")
     for call in stuck:
         _echo_stuck(call, live)
     pending = _pending(rd, read.entries)
@@ -281,21 +279,28 @@ def _shown_location(location: Mapping[str, Any] | None, run_dir: Path | None) ->
     return shown
 
 
-def format_entry(e: LedgerEntry, run_dir: Path | None = None) -> str:
-    """One ledger entry as one line of ``hotcb log``: seq, time, step, source, op, id,
-    decision, params (a load's target), and the error with its location (a file inside
-    ``run_dir`` by its name there)."""
+def format_entry(
+    e: LedgerEntry, run_dir: Path | None = None, *, id_width: int = 12, width: int | None = None
+) -> str:
+    """One ledger entry as one line of ``hotcb log``: seq, time, step, source, op, id
+    (padded to ``id_width``), decision, params (a load's target), and the error with its
+    location (a file inside ``run_dir`` by its name there). With ``width``, a load's long
+    target is shortened to keep the line within it (the error is never cut)."""
     try:
         when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
     except (OverflowError, OSError, ValueError):  # a finite time the platform cannot show
         when = "??:??:??"
     payload = dict(e.payload)
     detail = " ".join(f"{k}={json.dumps(v)}" for k, v in (payload.get("params") or {}).items())
+    line = (
+        f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} "
+        f"{e.id or '-':<{id_width}} {e.decision}"
+    )
     if e.op == "load" and isinstance(payload.get("target"), dict):
-        detail = (
-            f"{payload['target'].get('path')}:{payload['target'].get('symbol')} {detail}".strip()
-        )
-    line = f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} {e.id or '-':<12} {e.decision}"
+        target = f"{payload['target'].get('path')}:{payload['target'].get('symbol')}"
+        if width is not None:
+            target = shorten(target, max(2 * MIN_WIDTH, width - len(line) - len(detail) - 3))
+        detail = f"{target} {detail}".strip()
     if detail:
         line += f"  {detail}"
     if e.error:
@@ -325,9 +330,15 @@ def log(
         click.echo(f"hotcb: warning: {warning}", err=True)
     entries = read.entries[-last:] if last else read.entries
 
+    id_width = max([12, *(len(e.id or "-") for e in entries)])
+    width = terminal_width()
+
     def show(batch: list[LedgerEntry]) -> None:
         for e in batch:
-            click.echo(json.dumps(e.to_dict()) if as_json else format_entry(e, rd.path))
+            if as_json:
+                click.echo(json.dumps(e.to_dict()))
+            else:
+                click.echo(format_entry(e, rd.path, id_width=id_width, width=width))
 
     show(entries)
     if not follow:
