@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 import re
@@ -256,6 +255,8 @@ def check_values(
             continue
         param = by_name.get(name) or by_alias.get(name)
         if param is None:
+            import difflib
+
             close = difflib.get_close_matches(name, [*by_name, *by_alias], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             has = ", ".join(by_name) or "none"

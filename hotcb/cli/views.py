@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from hotcb.cli.app import RunSelection, fail, pass_selection
-from hotcb.cli.table import echo_table
+from hotcb.cli.table import MIN_WIDTH, echo_table, shorten, terminal_width
 from hotcb.errors import format_error
 from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
@@ -310,21 +310,28 @@ def _shown_location(location: Mapping[str, Any] | None, run_dir: Path | None) ->
     return shown
 
 
-def format_entry(e: LedgerEntry, run_dir: Path | None = None) -> str:
-    """One ledger entry as one line of ``hotcb log``: seq, time, step, source, op, id,
-    decision, params (a load's target), and the error with its location (a file inside
-    ``run_dir`` by its name there)."""
+def format_entry(
+    e: LedgerEntry, run_dir: Path | None = None, *, id_width: int = 12, width: int | None = None
+) -> str:
+    """One ledger entry as one line of ``hotcb log``: seq, time, step, source, op, id
+    (padded to ``id_width``), decision, params (a load's target), and the error with its
+    location (a file inside ``run_dir`` by its name there). With ``width``, a load's long
+    target is shortened to keep the line within it (the error is never cut)."""
     try:
         when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
     except (OverflowError, OSError, ValueError):  # a finite time the platform cannot show
         when = "??:??:??"
     payload = dict(e.payload)
     detail = " ".join(f"{k}={json.dumps(v)}" for k, v in (payload.get("params") or {}).items())
+    line = (
+        f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} "
+        f"{e.id or '-':<{id_width}} {e.decision}"
+    )
     if e.op == "load" and isinstance(payload.get("target"), dict):
-        detail = (
-            f"{payload['target'].get('path')}:{payload['target'].get('symbol')} {detail}".strip()
-        )
-    line = f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} {e.id or '-':<12} {e.decision}"
+        target = f"{payload['target'].get('path')}:{payload['target'].get('symbol')}"
+        if width is not None:
+            target = shorten(target, max(2 * MIN_WIDTH, width - len(line) - len(detail) - 3))
+        detail = f"{target} {detail}".strip()
     if detail:
         line += f"  {detail}"
     if e.error:
@@ -354,9 +361,15 @@ def log(
         click.echo(f"hotcb: warning: {warning}", err=True)
     entries = read.entries[-last:] if last else read.entries
 
+    id_width = max([12, *(len(e.id or "-") for e in entries)])
+    width = terminal_width()
+
     def show(batch: list[LedgerEntry]) -> None:
         for e in batch:
-            click.echo(json.dumps(e.to_dict()) if as_json else format_entry(e, rd.path))
+            if as_json:
+                click.echo(json.dumps(e.to_dict()))
+            else:
+                click.echo(format_entry(e, rd.path, id_width=id_width, width=width))
 
     show(entries)
     if not follow:
