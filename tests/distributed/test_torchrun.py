@@ -100,8 +100,10 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(
         *gate.overrides,
     )
     at_step(proc, run_dir, 210)  # heartbeats at 100 and 200, lr_monitor at 200
-    hotcb("--dir", str(run_dir), "cb", "set", "heartbeat", "every=30")
-    hotcb("--dir", str(run_dir), "cb", "load", "boom", "--file", str(boom), "--symbol", "Boom")
+    # each waits for the run's answer: on a loaded machine two ranks take a while
+    hotcb("--dir", str(run_dir), "cb", "set", "heartbeat", "every=30", "--timeout", "60")
+    hotcb("--dir", str(run_dir), "cb", "load", "boom", "--file", str(boom), "--symbol", "Boom",
+          "--wait", "60")  # fmt: skip
     proc.wait_for(lambda: len(external_entries(run_dir)) == 2, what="both commands applied")
     at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
     gate.release()
@@ -176,6 +178,8 @@ def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(
         "Stopper",
         "--init",
         "at=1",
+        "--wait",
+        "60",
     )
     out = proc.finish()  # would hang (and fail) if only rank 1 left the loop
     end = stopped_at(out)
