@@ -107,3 +107,21 @@ def test_undo_refuses_a_change_whose_previous_value_is_unknown(run: HotKernel) -
 def test_undo_is_for_one_run(run: HotKernel) -> None:
     result = CliRunner().invoke(cli, ["--sweep", str(run.run_dir.path), "undo"])
     assert result.exit_code == 1 and "undo reverts the changes of one run" in result.stderr
+
+
+def test_undo_of_a_replacing_load_loads_the_replaced_callback_back(run: HotKernel) -> None:
+    load = ["cb", "load", "heartbeat", "--path", HEARTBEAT.path, "--symbol", HEARTBEAT.symbol]
+    assert invoke(run, *load, "--init", "every=3", "--disabled").exit_code == 0
+    run.apply({"step": 2}, ["train_step_end"])
+    assert invoke(run, "undo").exit_code == 0
+    assert commands(run)[1] == {
+        "module": "cb",
+        "op": "load",
+        "id": "heartbeat",
+        "target": HEARTBEAT.to_dict(),
+        "init": {"every": 10},
+        "undoes": 2,
+    }
+    run.apply({"step": 3}, ["train_step_end"])
+    status = run.modules["cb"].status()["heartbeat"]
+    assert (status["enabled"], status["params"]) == (True, {"every": 10})
