@@ -82,10 +82,12 @@ def test_joblib_sweep_takes_a_live_command_in_every_job(
         ).stdout
     )
     assert [(j["job"], j["queued"]) for j in sent["jobs"]] == [("0", True), ("1", True)]
-    proc.wait_for(
-        lambda: all(external_entries(sweep_dir / job) for job in ("0", "1")),
-        what="the command in both jobs' ledgers",
-    )
+    # each job's answer: applied, at the step its own ledger recorded
+    answers = {j["job"]: j["answer"] for j in sent["jobs"]}
+    assert [a["outcome"] for a in answers.values()] == ["applied", "applied"]
+    for job in ("0", "1"):
+        (entry,) = external_entries(sweep_dir / job)
+        assert (entry.seq, entry.step) == (answers[job]["seq"], answers[job]["step"])
     gate.release()
     proc.finish(timeout=120)
 
