@@ -110,6 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     for name in ("lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("hotcb").addHandler(logging.NullHandler())  # stdout is the JSON
     floor = per_hook_us(NoOp(), args.batches)
     idle = per_hook_us(_controller(False), args.batches)
     loaded = per_hook_us(_controller(True), args.batches)
