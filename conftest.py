@@ -6,10 +6,15 @@ user's. Test helpers and fixtures live in tests/helpers.py and tests/conftest.py
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent
 
 # Torch in every test process and child trains tiny models: one thread each keeps two
 # parallel workers (and the two ranks of a DDP test) from fighting over two cores.
@@ -22,6 +27,18 @@ collect_ignore = [
     for name, extra in (("lightning", "lightning"), ("hf", "transformers"))
     if importlib.util.find_spec(extra) is None
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With PYTHONDONTWRITEBYTECODE set (as in many CI and container images) no process
+    caches the bytecode of this checkout, so every training process, `hotcb` command and
+    test worker the suite starts compiles hotcb from source again (a tenth of a `hotcb`
+    command's start-up). Compile it once, up front, before any worker starts: the processes
+    read the cached files (they only don't write them). Nothing to do without the setting."""
+    if not sys.dont_write_bytecode or hasattr(config, "workerinput"):
+        return
+    for package in ("hotcb", "hydra_plugins", "tests", "examples", "benchmarks"):
+        compileall.compile_dir(ROOT / package, quiet=2)
 
 
 @pytest.fixture(autouse=True)
