@@ -31,14 +31,18 @@ collect_ignore = [
 
 def pytest_configure(config: pytest.Config) -> None:
     """With PYTHONDONTWRITEBYTECODE set (as in many CI and container images) no process
-    caches the bytecode of this checkout, so every training process, `hotcb` command and
-    test worker the suite starts compiles hotcb from source again (a tenth of a `hotcb`
-    command's start-up). Compile it once, up front, before any worker starts: the processes
-    read the cached files (they only don't write them). Nothing to do without the setting."""
-    if not sys.dont_write_bytecode or hasattr(config, "workerinput"):
+    caches bytecode, so every training process, `hotcb` command and test worker the suite
+    starts compiles hotcb from source again (a tenth of a `hotcb` command's start-up), and
+    each worker rewrites and compiles every test module again. For this checkout, the suite
+    caches it all the same: the test processes write their bytecode (pytest's rewritten test
+    modules too), and the controller compiles the packages once before any worker starts;
+    the processes they start read those files (they only don't write them)."""
+    if not sys.dont_write_bytecode:
         return
-    for package in ("hotcb", "hydra_plugins", "tests", "examples", "benchmarks"):
-        compileall.compile_dir(ROOT / package, quiet=2)
+    sys.dont_write_bytecode = False
+    if not hasattr(config, "workerinput"):
+        for package in ("hotcb", "hydra_plugins", "tests", "examples", "benchmarks"):
+            compileall.compile_dir(ROOT / package, quiet=2)
 
 
 @pytest.fixture(autouse=True)
