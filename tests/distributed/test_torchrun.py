@@ -188,7 +188,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             child.kill()
 
 
-@pytest.mark.slow(17)
+@pytest.mark.slow(20)
 def test_live_ops_apply_on_both_ranks_at_the_same_step(
     first_run: FirstRun, spawn: Callable[..., Child]
 ) -> None:

@@ -135,7 +135,7 @@ def test_basic_launcher_jobs_run_one_after_another_each_with_its_own_ledger(
 
 @needs_hotcb
 @pytest.mark.subprocess
-@pytest.mark.slow(11)
+@pytest.mark.slow(10)
 def test_submitit_local_launcher_gives_the_same_layout(tmp_path: Path, spawn: SweepStarter) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep(spawn, tmp_path, "hydra/launcher=submitit_local", "steps=30").finish(timeout=240)
