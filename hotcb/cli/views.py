@@ -87,6 +87,7 @@ def status(selection: RunSelection, as_json: bool) -> None:
             "run_dir": str(rd.path),
             "live": live,
             "step": state.get("step"),
+            "freeze": state.get("freeze", "off"),
             "callbacks": callbacks,
             "stuck": [c.to_dict() for c in stuck],
         }
@@ -101,6 +102,8 @@ def status(selection: RunSelection, as_json: bool) -> None:
         click.echo(f"hotcb: warning: {warning}", err=True)
     where = f"live, pid {state.get('pid')}" if live else "not live"
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
+    if state.get("freeze", "off") != "off":
+        world += f", frozen: {state['freeze']}"
     click.echo(f"run {rd.path} ({where}, step {state.get('step')}{world})")
     for call in stuck:
         _echo_stuck(call, live)
