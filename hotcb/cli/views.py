@@ -87,12 +87,13 @@ def status(selection: RunSelection, as_json: bool) -> None:
             "run_dir": str(rd.path),
             "live": live,
             "step": state.get("step"),
-            "freeze": state.get("freeze", "off"),
             "callbacks": callbacks,
             "stuck": [c.to_dict() for c in stuck],
         }
         if warnings:
             shown["warnings"] = warnings
+        if state.get("freeze", "off") != "off":
+            shown["freeze"] = state["freeze"]
         click.echo(json.dumps(shown, indent=2))
         return
     for warning in warnings:

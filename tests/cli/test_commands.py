@@ -187,7 +187,7 @@ def test_dir_without_state_is_refused(tmp_path: Path) -> None:
 
 def test_status_json_has_the_documented_shape(run: HotKernel) -> None:
     out = json.loads(invoke("--dir", str(run.run_dir.path), "status", "--json").output)
-    assert set(out) == {"run_dir", "live", "step", "freeze", "callbacks", "stuck"}
+    assert set(out) == {"run_dir", "live", "step", "callbacks", "stuck"}
     assert out["stuck"] == []  # no callback call is past its _timeout_
     assert out["live"] is True and out["run_dir"] == str(run.run_dir.path)
     assert out["callbacks"]["heartbeat"] == run.modules["cb"].status()["heartbeat"]
