@@ -114,6 +114,11 @@ class _Leader(HotKernel):
     def status(self) -> dict[str, Any]:
         return {**super().status(), **self.world}
 
+    def ended_at(self, env: Env) -> None:
+        """The env of the loop's last ``apply`` (this kernel sees envs at sync points only):
+        where :meth:`close` says the run ended."""
+        self._env = env
+
 
 class DistributedHotKernel:
     """A hot kernel for every rank of a ``torch.distributed`` job.
@@ -157,6 +162,7 @@ class DistributedHotKernel:
         self._pending: _Round | None = None
         self._tmp: Path | None = None
         self._closed = False
+        self._last_env: Env | None = None
         auto_disable = bool(kernel_kwargs.get("auto_disable_on_error", True))
         if self.rank == 0:
             self._leader: _Leader | None = _Leader(run_dir, poll_interval=0, **kernel_kwargs)
@@ -200,6 +206,7 @@ class DistributedHotKernel:
     def apply(self, env: Env, events: Sequence[str]) -> None:
         """At a sync point, exchange and apply new ops on every rank; then dispatch
         ``events``. Never raises because of a command or a callback."""
+        self._last_env = env  # the last step seen, however the loop builds its dicts
         step = env.get("step")
         if step is not None and step >= self.schedule.next_due:
             self._run_schedule(env, events)
@@ -626,6 +633,8 @@ class DistributedHotKernel:
                 self._pending.work.wait()
             self._pending = None
         if self._leader is not None:
+            if self._last_env is not None:
+                self._leader.ended_at(self._last_env)
             return self._leader.close()
         self.controller.close()
         if self._tmp is not None:

@@ -125,6 +125,8 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
             shown["warnings"] = warnings
         if state.get("schedule"):
             shown["schedule"] = state["schedule"]
+        if state.get("freeze", "off") != "off":
+            shown["freeze"] = state["freeze"]
         click.echo(json.dumps(shown, indent=2))
         return
     for warning in warnings:
@@ -133,6 +135,8 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
+    if state.get("freeze", "off") != "off":
+        world += f", frozen: {state['freeze']}"
     click.echo(f"run {rd.path} ({progress(state, live, time.time())}{world})")
     for call in stuck:
         _echo_stuck(call, live)
