@@ -3,6 +3,8 @@ round trip through config (hotcb/schedule.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -115,3 +117,13 @@ def test_bad_schedules_say_what_and_where(node: dict, message: str) -> None:
     with pytest.raises(ScheduleError, match=None) as info:
         Schedule.from_config(node)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "5"])
+def test_a_command_at_step_is_checked_at_the_edge(bad: object) -> None:
+    from hotcb.ops import CommandError, parse_command
+
+    with pytest.raises(CommandError, match="'at_step' must be a step number >= 0"):
+        parse_command(json.dumps({"op": "disable", "id": "t", "at_step": bad}))
+    op = parse_command('{"op": "disable", "id": "t", "at_step": 5000}')
+    assert op.at_step == 5000 and op.to_dict()["at_step"] == 5000
