@@ -231,13 +231,3 @@ class ScheduleRunner:
     def _update(self) -> None:
         self.next_due = self.pending[-1].step if self.pending else math.inf
 
-
-def schedule_node(cfg: Any) -> Mapping[str, Any] | None:
-    """The ``hotcb.schedule`` node of a composed config, or None (no Hydra import).
-
-    >>> schedule_node({"hotcb": {"schedule": {"policy": "strict"}}})
-    {'policy': 'strict'}
-    """
-    hotcb = cfg.get("hotcb") if hasattr(cfg, "get") else None
-    node = hotcb.get("schedule") if hotcb is not None and hasattr(hotcb, "get") else None
-    return node
