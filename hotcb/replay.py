@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,4 +229,3 @@ class ScheduleRunner:
 
     def _update(self) -> None:
         self.next_due = self.pending[-1].step if self.pending else math.inf
-
