@@ -102,7 +102,7 @@ class ScheduleEntry:
     >>> e.to_dict()
     {'step': 5, 'event': None, 'op': 'disable', 'id': 'timing'}
     >>> e.to_op()
-    Op(op='disable', id='timing', module='cb', params={}, target=None, init={}, enabled=None, at_step=None)
+    Op(op='disable', id='timing', module='cb', params={}, target=None, init={}, enabled=None, at_step=None, undoes=None)
     >>> e.shifted(100).step
     105
     """

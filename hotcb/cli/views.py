@@ -19,6 +19,7 @@ import click
 
 from hotcb.cli.app import RunSelection, fail, pass_selection
 from hotcb.cli.table import MIN_WIDTH, echo_table, shorten, terminal_width
+from hotcb.defaults import DEFAULT_MODULE
 from hotcb.errors import format_error
 from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
@@ -108,7 +109,7 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
         fail(f"{rd.path} has no {rd.state.name}: no run has used this dir yet")
     live = is_live(state)
     callbacks = state.get("callbacks") or {}
-    costs = (state.get("costs") or {}).get("cb") or {}
+    costs = (state.get("costs") or {}).get(DEFAULT_MODULE) or {}
     warnings = [str(w) for w in state.get("warnings") or []]
     stuck = _stuck_calls(rd, state, live)
     if as_json:

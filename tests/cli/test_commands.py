@@ -322,9 +322,9 @@ def test_sweep_skips_a_frozen_job(run: HotKernel, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     sweep_job(run, sweep, "0")
     frozen = sweep_job(run, sweep, "1", freeze="prod")
-    shown = invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3").output
+    shown = invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3", "--no-wait").output
     assert shown.splitlines()[1:] == [
-        "  job 0  queued",
+        "  job 0  queued: --no-wait: not waiting for the run's answer",
         "  job 1  skipped (frozen: freeze prod)",
         "sent to 1 of 2 job(s)",
     ]
