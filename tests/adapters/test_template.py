@@ -95,6 +95,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         first.kill()
     exported = hotcb("--dir", str(run), "export-config", "--json", cwd=work)
     command = json.loads(exported.stdout)["next_command"]
+    assert command is not None, exported.stdout
     argv = shlex.split(command)
     assert argv[0] == "python"
     second = Child([sys.executable, *argv[1:]], cwd=work, env=env, ctrl_c=True)
