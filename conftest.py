@@ -6,10 +6,15 @@ user's. Test helpers and fixtures live in tests/helpers.py and tests/conftest.py
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent
 
 # Torch in every test process and child trains tiny models: one thread each keeps two
 # parallel workers (and the two ranks of a DDP test) from fighting over two cores.
@@ -22,6 +27,22 @@ collect_ignore = [
     for name, extra in (("lightning", "lightning"), ("hf", "transformers"))
     if importlib.util.find_spec(extra) is None
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With PYTHONDONTWRITEBYTECODE set (as in many CI and container images) no process
+    caches bytecode, so every training process, `hotcb` command and test worker the suite
+    starts compiles hotcb from source again (a tenth of a `hotcb` command's start-up), and
+    each worker rewrites and compiles every test module again. For this checkout, the suite
+    caches it all the same: the test processes write their bytecode (pytest's rewritten test
+    modules too), and the controller compiles the packages once before any worker starts;
+    the processes they start read those files (they only don't write them)."""
+    if not sys.dont_write_bytecode:
+        return
+    sys.dont_write_bytecode = False
+    if not hasattr(config, "workerinput"):
+        for package in ("hotcb", "hydra_plugins", "tests", "examples", "benchmarks"):
+            compileall.compile_dir(ROOT / package, quiet=2)
 
 
 @pytest.fixture(autouse=True)

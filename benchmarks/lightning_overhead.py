@@ -71,20 +71,30 @@ def _fit(callbacks: list[Any], epochs: int, batches: int, profiler: Any = None) 
     return time.perf_counter() - start
 
 
+class NoOp(L.Callback):  # type: ignore[misc]
+    """The profiler's floor: a callback whose hooks do nothing."""
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        pass
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        pass
+
+
 def _controller(loaded: bool) -> HotCallbackController:
     return HotCallbackController(
         run_dir=tempfile.mkdtemp(), callbacks=BUILTINS if loaded else {}, register=False
     )
 
 
-def per_hook_us(loaded: bool, batches: int) -> dict[str, float]:
+def per_hook_us(callback: Any, batches: int) -> dict[str, float]:
     """Median µs per call of each controller hook, from Lightning's SimpleProfiler (the
     median: the kernel's periodic file reads and state writes are rare outliers)."""
     from lightning.pytorch.profilers import SimpleProfiler
 
     profiler = SimpleProfiler()
-    _fit([_controller(loaded)], 1, batches, profiler)
-    prefix = "[Callback]HotCallbackController."
+    _fit([callback], 1, batches, profiler)
+    prefix = f"[Callback]{type(callback).__qualname__}."
     out = {}
     for action, durations in profiler.recorded_durations.items():
         if action.startswith(prefix) and len(durations) >= batches:
@@ -100,8 +110,10 @@ def main() -> None:
     args = parser.parse_args()
     for name in ("lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    idle = per_hook_us(False, args.batches)
-    loaded = per_hook_us(True, args.batches)
+    logging.getLogger("hotcb").addHandler(logging.NullHandler())  # stdout is the JSON
+    floor = per_hook_us(NoOp(), args.batches)
+    idle = per_hook_us(_controller(False), args.batches)
+    loaded = per_hook_us(_controller(True), args.batches)
     with_hotcb, without = [], []
     for _ in range(args.repeats):
         without.append(_fit([], args.epochs, args.batches))
@@ -109,6 +121,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "per_hook_us_noop_callback": floor,
                 "per_hook_us_idle": idle,
                 "per_hook_us_timing_heartbeat": loaded,
                 "max_idle_hook_us": max(idle.values()),

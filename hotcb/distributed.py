@@ -116,6 +116,11 @@ class _Leader(HotKernel):
     def status(self) -> dict[str, Any]:
         return {**super().status(), **self.world}
 
+    def ended_at(self, env: Env) -> None:
+        """The env of the loop's last ``apply`` (this kernel sees envs at sync points only):
+        where :meth:`close` says the run ended."""
+        self._env = env
+
     def redispatch(self) -> None:
         super().redispatch()
         if self.on_redispatch is not None:
@@ -213,6 +218,7 @@ class DistributedHotKernel:
         self._pending: _Round | None = None
         self._tmp: Path | None = None
         self._closed = False
+        self._last_env: Env | None = None
         auto_disable = bool(kernel_kwargs.get("auto_disable_on_error", True))
         if self.rank == 0:
             self._leader: _Leader | None = _Leader(run_dir, poll_interval=0, **kernel_kwargs)
@@ -272,6 +278,7 @@ class DistributedHotKernel:
     def apply(self, env: Env, events: Sequence[str]) -> None:
         """At a sync point, exchange and apply new ops on every rank; then dispatch
         ``events``. Never raises because of a command or a callback."""
+        self._last_env = env  # the last step seen, however the loop builds its dicts
         step = env.get("step")
         if step is not None and step >= self.schedule.next_due:
             self._run_schedule(env, events)
@@ -714,6 +721,8 @@ class DistributedHotKernel:
                 self._pending.work.wait()
             self._pending = None
         if self._leader is not None:
+            if self._last_env is not None:
+                self._leader.ended_at(self._last_env)
             return self._leader.close()
         self.controller.close()
         if self._tmp is not None:

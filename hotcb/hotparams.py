@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 import re
@@ -249,6 +248,7 @@ def check_values(
     closest declared one) or a value that does not fit."""
     by_name = {p.name: p for p in declared}
     by_alias = {alias: p for p in declared for alias in p.aliases}
+    given: dict[str, str] = {}  # declared name -> the name it was given by
     out: dict[str, Any] = {}
     for name, value in values.items():
         if is_reserved(name):
@@ -256,14 +256,16 @@ def check_values(
             continue
         param = by_name.get(name) or by_alias.get(name)
         if param is None:
+            import difflib
+
             close = difflib.get_close_matches(name, [*by_name, *by_alias], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             has = ", ".join(by_name) or "none"
             raise ParamError(f"{owner} has no hot parameter {name!r}{hint} (it has: {has})")
         if param.name in out:
-            raise ParamError(
-                f"{owner}: {param.name} is given twice ({name!r} is another name of it)"
-            )
+            alias = name if name != param.name else given[param.name]
+            raise ParamError(f"{owner}: {alias} is another name of {param.name}: give one of them")
+        given[param.name] = name
         try:
             out[param.name] = param.check(value)
         except ParamError as exc:

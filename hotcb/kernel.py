@@ -55,7 +55,7 @@ from hotcb.logfile import LogFile
 from hotcb.modules.base import Env, KernelModule, OpResult
 from hotcb.modules.cb.controller import HotController
 from hotcb.modules.cb.module import CallbackModule
-from hotcb.ops import DEFAULT_MODULE, CommandError, Op, register_ops
+from hotcb.ops import DEFAULT_MODULE, CommandError, Op, module_hint, register_ops
 from hotcb.recorder import EntryRecorder, op_payload
 from hotcb.replay import Due, ScheduleRunner
 from hotcb.rundir import RunDir
@@ -658,7 +658,9 @@ class HotKernel:
         module = self.modules.get(op.module)
         if module is None:
             result = OpResult(
-                "failed", f"unknown module {op.module!r} (have: {', '.join(self.modules)})"
+                "failed",
+                f"this run has no {op.module!r} module (it has: {', '.join(self.modules)})"
+                + module_hint(op.module),
             )
         else:
             try:

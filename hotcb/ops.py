@@ -48,6 +48,7 @@ __all__ = [
     "check_id",
     "check_text",
     "known_modules",
+    "module_hint",
     "module_ops",
     "parse_assignments",
     "parse_command",
@@ -229,12 +230,29 @@ OPS: tuple[str, ...] = tuple(spec.name for spec in CALLBACK_OPS)
 #: Accepted spellings that normalise to a canonical op.
 OP_ALIASES: dict[str, str] = {a: spec.name for spec in CALLBACK_OPS for a in spec.aliases}
 
-#: What to say about a module of the reference project (sidphbot/hotcb) hotcb does not have.
-_REFERENCE_MODULES = dict.fromkeys(
-    ("opt", "loss", "core", "tune"),
-    " (the reference project's optimizer, loss, freeze and tuning modules are not part "
-    "of hotcb; see docs/migrating.md)",
-)
+#: What to say about a module a command names that is not here: hotcb's own modules that
+#: run only when turned on, and the reference project's (sidphbot/hotcb) that hotcb has not.
+_MODULE_HINTS = {
+    **dict.fromkeys(
+        ("opt", "loss"),
+        " (hotcb's optimizer and loss modules run when the run turns them on: a hotcb.opt "
+        "or hotcb.loss node; see docs/opt-loss.md)",
+    ),
+    "core": " (the reference project's core module: its freeze is `hotcb freeze` here; "
+    "see docs/migrating.md)",
+    "tune": " (the reference project's tuning module is not part of hotcb; see docs/migrating.md)",
+}
+
+
+def module_hint(module: str) -> str:
+    """What to add to "unknown module": how to get it, where it is documented ("" if
+    hotcb knows nothing of it).
+
+    >>> module_hint("tune")
+    " (the reference project's tuning module is not part of hotcb; see docs/migrating.md)"
+    """
+    return _MODULE_HINTS.get(module, "")
+
 
 #: module -> (op name or alias -> spec): every op a command may name
 _REGISTRY: dict[str, dict[str, OpSpec]] = {}
@@ -384,7 +402,7 @@ class Op:
         if table is None:  # said first: a module's own fields are unknown here too
             raise CommandError(
                 f"unknown module {module!r}: the modules here are {', '.join(known_modules())}"
-                + _REFERENCE_MODULES.get(module, "")
+                + module_hint(module)
             )
         unknown = sorted(set(data) - _COMMAND_KEYS)
         if unknown:

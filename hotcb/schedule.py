@@ -75,7 +75,8 @@ Policy = Literal["best_effort", "strict"]
 #: Keys of the ``hotcb.schedule`` node that are settings, not entries. ``adjust`` holds the
 #: schedule adjustments (see :func:`hotcb.replay.effective_schedule`).
 SETTING_KEYS: tuple[str, ...] = ("policy", "step_offset", "adjust")
-#: The ``source`` of the ledger entry of an op applied from the schedule.
+#: The ``source`` of the ledger entry of an op applied from the schedule (one of
+#: :data:`hotcb.ledger.SOURCES`).
 SCHEDULE_SOURCE = "schedule"
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
@@ -101,7 +102,7 @@ class ScheduleEntry:
     >>> e.to_dict()
     {'step': 5, 'event': None, 'op': 'disable', 'id': 'timing'}
     >>> e.to_op()
-    Op(op='disable', id='timing', module='cb', params={}, target=None, init={}, enabled=None, at_step=None)
+    Op(op='disable', id='timing', module='cb', params={}, target=None, init={}, enabled=None, at_step=None, undoes=None)
     >>> e.shifted(100).step
     105
     """

@@ -22,10 +22,30 @@ def expected_seconds(item: pytest.Item) -> float:
     return float(mark.args[0]) if mark.args else 10.0
 
 
+def xdist_group(item: pytest.Item) -> str:
+    """The ``@pytest.mark.xdist_group(name)`` of ``item``, else ""."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return ""
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", ""))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest first (a stable sort: the others keep their order). With ``--dist
-    loadgroup`` each idle worker takes the next test in this order."""
-    items.sort(key=expected_seconds, reverse=True)
+    loadgroup`` each idle worker takes the next test in this order. The tests of one
+    ``xdist_group`` (they share a module-scoped run) stay together, at the place of their
+    summed time: one worker runs them one after the other, and so does ``-n 0``, whose
+    module fixture would otherwise run again for a member sorted apart."""
+    group_seconds: dict[str, float] = {}
+    for item in items:
+        if group := xdist_group(item):
+            group_seconds[group] = group_seconds.get(group, 0.0) + expected_seconds(item)
+
+    def order(item: pytest.Item) -> tuple[float, str]:
+        group = xdist_group(item)
+        return (group_seconds[group] if group else expected_seconds(item), group)
+
+    items.sort(key=order, reverse=True)
 
 
 @pytest.fixture

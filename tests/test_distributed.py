@@ -63,6 +63,16 @@ def test_commands_wait_for_the_next_sync_point(tmp_path: Path, group: None, log_
     assert state["world_size"] == 1 and state["sync_every"] == 5
 
 
+def test_the_final_state_has_the_last_step_of_a_fresh_dict_loop(
+    tmp_path: Path, group: None
+) -> None:
+    kernel = DistributedHotKernel(run_dir=tmp_path, sync_every=5, register=False)
+    for step in range(1, 24):  # the last sync point is step 20
+        kernel.apply({"step": step}, ["train_step_end"])
+    kernel.close()
+    assert json.loads((tmp_path / "hotcb.state.json").read_text())["step"] == 23
+
+
 def test_kernel_from_config_uses_a_plain_kernel_for_one_process(
     tmp_path: Path, group: None
 ) -> None:

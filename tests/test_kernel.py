@@ -73,7 +73,7 @@ def test_load_set_disable_enable_unload_cycle(kernel_factory: Any, log_lines: An
         "[heartbeat] train_step_end step=12",
     ]
     status = kernel.modules["cb"].status()["heartbeat"]
-    kept = ("enabled", "loaded", "target", "params", "error", "sha256")
+    kept = ("enabled", "loaded", "target", "params", "init_keys", "error", "sha256")
     assert {k: status[k] for k in kept} == {
         "enabled": True,
         "loaded": True,

@@ -249,7 +249,7 @@ def unwaited(run: RunDir, state: dict[str, Any] | None, options: AnswerOptions) 
         if state is None:
             why = "no run has used this dir yet"
         else:
-            why = f"the last run here {progress.describe()}"
+            why = f"the last run here {'' if progress.closed else 'is '}{progress.describe()}"
         note = f"no live run: applied when a run starts here; {why}"
         return Answer("queued", where, note=note, progress=progress)
     if not options.wait:

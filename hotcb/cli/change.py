@@ -26,7 +26,10 @@ from hotcb.watchdog import TIMEOUT_KEY
 
 __all__ = ["cb"]
 
-_FORCE_HELP = "Queue even if ID is not in the run's state."
+_FORCE_HELP = (
+    "Queue even if ID is not in the run's state, or its declared hot params refuse the "
+    "values (the run still checks them)."
+)
 _JSON_HELP = "Print the command and the run's answer as JSON."
 
 #: ``--at-step N`` on every ``hotcb cb`` change command (see docs/replay.md).

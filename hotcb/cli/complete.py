@@ -10,13 +10,15 @@ the command, else found as usual); when there is none, nothing is offered.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
 
 from hotcb.cli.app import RunSelection
 from hotcb.state import read_state
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 __all__ = ["complete_any_id", "complete_assignment", "complete_id"]
 
@@ -37,6 +39,8 @@ def complete_id(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """The run's callback ids that start with ``incomplete``."""
+    from click.shell_completion import CompletionItem
+
     return [
         CompletionItem(cb_id, help=str((rec or {}).get("doc") or ""))
         for cb_id, rec in sorted(_callbacks(ctx).items())
@@ -48,6 +52,8 @@ def complete_any_id(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """The run's callback ids and the built-ins."""
+    from click.shell_completion import CompletionItem
+
     from hotcb.cli.describe import builtins
 
     found = {item.value: item for item in complete_id(ctx, param, incomplete)}
@@ -62,6 +68,8 @@ def complete_assignment(
 ) -> list[CompletionItem]:
     """``name=`` for each declared hot param of the callback being set; after ``name=``,
     the values it can take when they are few (choices, booleans)."""
+    from click.shell_completion import CompletionItem
+
     from hotcb.cli.queue import declaration
 
     record = _callbacks(ctx).get(ctx.params.get("cb_id") or "")

@@ -229,7 +229,7 @@ def _send_to_run(
     if answer.outcome == "failed":
         fail(f"{shown} {answer.describe()}")
     if answer.outcome == "unanswered":
-        fail(f"{shown}: {answer.describe()}")
+        fail(f"{shown}: {answer.note}")
     if as_json:
         return
     if answer.outcome == "queued":

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import click
 
-__all__ = ["echo_table", "shorten", "table_lines", "terminal_width"]
+__all__ = ["MIN_WIDTH", "echo_table", "shorten", "table_lines", "terminal_width"]
 
 #: A shortened column keeps at least this many characters.
 MIN_WIDTH = 12
@@ -63,7 +63,7 @@ def table_lines(
                 row[shrink] = shorten(row[shrink], new)
             fixed -= widths[shrink] - new
             widths[shrink] = new
-    room = max(width - fixed, MIN_WIDTH)
+    room = max(width - fixed, 4)
     lines = []
     for row in cells:
         last = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"

@@ -18,7 +18,8 @@ from typing import Any
 import click
 
 from hotcb.cli.app import RunSelection, fail, pass_selection
-from hotcb.cli.table import echo_table
+from hotcb.cli.table import MIN_WIDTH, echo_table, shorten, terminal_width
+from hotcb.defaults import DEFAULT_MODULE
 from hotcb.errors import format_error
 from hotcb.files import NotRegularFileError, open_regular
 from hotcb.ledger import LedgerEntry, LedgerRead, read_ledger
@@ -108,7 +109,7 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
         fail(f"{rd.path} has no {rd.state.name}: no run has used this dir yet")
     live = is_live(state)
     callbacks = state.get("callbacks") or {}
-    costs = (state.get("costs") or {}).get("cb") or {}
+    costs = (state.get("costs") or {}).get(DEFAULT_MODULE) or {}
     warnings = [str(w) for w in state.get("warnings") or []]
     stuck = _stuck_calls(rd, state, live)
     if as_json:
@@ -125,6 +126,8 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
             shown["warnings"] = warnings
         if state.get("schedule"):
             shown["schedule"] = state["schedule"]
+        if state.get("freeze", "off") != "off":
+            shown["freeze"] = state["freeze"]
         click.echo(json.dumps(shown, indent=2))
         return
     for warning in warnings:
@@ -133,6 +136,8 @@ def _status_once(selection: RunSelection, as_json: bool) -> None:
     for warning in read.warnings():
         click.echo(f"hotcb: warning: {warning}", err=True)
     world = f", world size {state['world_size']}" if state.get("world_size", 1) > 1 else ""
+    if state.get("freeze", "off") != "off":
+        world += f", frozen: {state['freeze']}"
     click.echo(f"run {rd.path} ({progress(state, live, time.time())}{world})")
     for call in stuck:
         _echo_stuck(call, live)
@@ -310,21 +315,28 @@ def _shown_location(location: Mapping[str, Any] | None, run_dir: Path | None) ->
     return shown
 
 
-def format_entry(e: LedgerEntry, run_dir: Path | None = None) -> str:
-    """One ledger entry as one line of ``hotcb log``: seq, time, step, source, op, id,
-    decision, params (a load's target), and the error with its location (a file inside
-    ``run_dir`` by its name there)."""
+def format_entry(
+    e: LedgerEntry, run_dir: Path | None = None, *, id_width: int = 12, width: int | None = None
+) -> str:
+    """One ledger entry as one line of ``hotcb log``: seq, time, step, source, op, id
+    (padded to ``id_width``), decision, params (a load's target), and the error with its
+    location (a file inside ``run_dir`` by its name there). With ``width``, a load's long
+    target is shortened to keep the line within it (the error is never cut)."""
     try:
         when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
     except (OverflowError, OSError, ValueError):  # a finite time the platform cannot show
         when = "??:??:??"
     payload = dict(e.payload)
     detail = " ".join(f"{k}={json.dumps(v)}" for k, v in (payload.get("params") or {}).items())
+    line = (
+        f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} "
+        f"{e.id or '-':<{id_width}} {e.decision}"
+    )
     if e.op == "load" and isinstance(payload.get("target"), dict):
-        detail = (
-            f"{payload['target'].get('path')}:{payload['target'].get('symbol')} {detail}".strip()
-        )
-    line = f"#{e.seq:<4} {when} step={e.step!s:<6} {e.source:<8} {e.op:<7} {e.id or '-':<12} {e.decision}"
+        target = f"{payload['target'].get('path')}:{payload['target'].get('symbol')}"
+        if width is not None:
+            target = shorten(target, max(2 * MIN_WIDTH, width - len(line) - len(detail) - 3))
+        detail = f"{target} {detail}".strip()
     if detail:
         line += f"  {detail}"
     if e.error:
@@ -354,9 +366,15 @@ def log(
         click.echo(f"hotcb: warning: {warning}", err=True)
     entries = read.entries[-last:] if last else read.entries
 
+    id_width = max([12, *(len(e.id or "-") for e in entries)])
+    width = terminal_width()
+
     def show(batch: list[LedgerEntry]) -> None:
         for e in batch:
-            click.echo(json.dumps(e.to_dict()) if as_json else format_entry(e, rd.path))
+            if as_json:
+                click.echo(json.dumps(e.to_dict()))
+            else:
+                click.echo(format_entry(e, rd.path, id_width=id_width, width=width))
 
     show(entries)
     if not follow:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hotcb.hydra.deltas import format_value
-from hotcb.hydra.hydrate import ENABLED_KEY
+from hotcb.hydra.hydrate import ENABLED_KEY, SET_KEY
 from hotcb.hydra.module_overrides import override_key
 
 __all__ = [
@@ -48,13 +48,20 @@ def split_adopted(nodes: Nodes) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def adopted_overrides(adopted: Nodes) -> list[str]:
-    """``<key>.<name>=value`` for every parameter set live on an adopted callback."""
-    return [
-        f"{node['key']}.{name}={format_value(value)}"
-        for node in adopted.values()
-        for name, value in node.items()
-        if name not in _RESERVED
-    ]
+    """``<key>.<name>=value`` for every parameter set live on an adopted callback (those
+    an export would put under ``_set_`` too: they are all attributes of the app's own
+    callback, set through its config node).
+
+    >>> adopted_overrides({"es": {"_target_": ADOPTED_TARGETS[0], "key": "callbacks.es",
+    ...                           "_set_": {"patience": 3}}})
+    ['callbacks.es.patience=3']
+    """
+    out: list[str] = []
+    for node in adopted.values():
+        values = {name: value for name, value in node.items() if name not in _RESERVED}
+        values.update(values.pop(SET_KEY, None) or {})
+        out += [f"{node['key']}.{name}={format_value(value)}" for name, value in values.items()]
+    return out
 
 
 def merge_overrides(kept: list[str], added: list[str]) -> list[str]:

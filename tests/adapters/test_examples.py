@@ -20,13 +20,13 @@ from tests.helpers import REPO
             "lightning_train.py",
             "lightning.pytorch",
             {"heartbeat", "lr_monitor"},
-            marks=pytest.mark.slow(6),
+            marks=pytest.mark.slow(7),
         ),
         pytest.param(
             "hf_train.py",
             "transformers",
             {"heartbeat", "anomaly_guard"},
-            marks=pytest.mark.slow(14),
+            marks=pytest.mark.slow(7),
         ),
     ],
 )

@@ -52,7 +52,7 @@ transformers.Trainer(model=model, args=args, train_dataset=Tokens(), callbacks=[
 
 
 @needs_hotcb
-@pytest.mark.slow(11)
+@pytest.mark.slow(12)
 def test_ddp_train_applies_a_live_change_on_both_processes_at_one_step(
     tmp_path: Path, spawn: Callable[..., Child]
 ) -> None:

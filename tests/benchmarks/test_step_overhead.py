@@ -27,7 +27,7 @@ def run_benchmark(python: str, script: str, *args: str, timeout: float) -> dict[
     return result
 
 
-@pytest.mark.slow(7)
+@pytest.mark.slow(3)
 def test_benchmark_reports_overhead_in_noop_calls_and_ratio(python: str) -> None:
     result = run_benchmark(
         python,
@@ -50,7 +50,7 @@ def test_benchmark_reports_overhead_in_noop_calls_and_ratio(python: str) -> None
     assert 0.2 < result["torch_ratio"] < 5
 
 
-@pytest.mark.slow(13)
+@pytest.mark.slow(6)
 def test_ddp_benchmark_reports_both_sync_intervals(python: str) -> None:
     result = run_benchmark(
         python, "ddp_overhead.py", *("--steps", "20", "--repeats", "1"), timeout=240

@@ -45,6 +45,7 @@ def test_set_writes_one_validated_command(run: HotKernel) -> None:
         "lr=3e-4",
         "on=true",
         "tags=[a,b]",
+        "--force",  # heartbeat declares no lr/on/tags: without --force nothing is queued
     )
     assert result.exit_code == 0, result.output
     assert "queued set heartbeat" in result.output
@@ -187,7 +188,7 @@ def test_dir_without_state_is_refused(tmp_path: Path) -> None:
 
 def test_status_json_has_the_documented_shape(run: HotKernel) -> None:
     out = json.loads(invoke("--dir", str(run.run_dir.path), "status", "--json").output)
-    assert set(out) == {"run_dir", "live", "step", "callbacks", "stuck"}
+    assert set(out) == {"run_dir", "live", "step", "callbacks", "stuck", "costs", "updated"}
     assert out["stuck"] == []  # no callback call is past its _timeout_
     assert out["live"] is True and out["run_dir"] == str(run.run_dir.path)
     assert out["callbacks"]["heartbeat"] == run.modules["cb"].status()["heartbeat"]
@@ -321,9 +322,9 @@ def test_sweep_skips_a_frozen_job(run: HotKernel, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     sweep_job(run, sweep, "0")
     frozen = sweep_job(run, sweep, "1", freeze="prod")
-    shown = invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3").output
+    shown = invoke("--sweep", str(sweep), "cb", "set", "heartbeat", "every=3", "--no-wait").output
     assert shown.splitlines()[1:] == [
-        "  job 0  queued",
+        "  job 0  queued: --no-wait: not waiting for the run's answer",
         "  job 1  skipped (frozen: freeze prod)",
         "sent to 1 of 2 job(s)",
     ]

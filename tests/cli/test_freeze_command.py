@@ -18,6 +18,11 @@ def test_freeze_queues_the_kernel_op_and_shows_the_mode(tmp_path: Path) -> None:
     invoke = CliRunner().invoke
     shown = invoke(cli, ["--dir", str(run), "freeze"])
     assert (shown.exit_code, shown.output) == (0, f"run {run}: freeze replay\n")
+    status = invoke(cli, ["--dir", str(run), "status"])
+    assert status.output.splitlines()[0] == f"run {run} (not live, step None, frozen: replay)"
+    assert json.loads(invoke(cli, ["--dir", str(run), "status", "--json"]).output)["freeze"] == (
+        "replay"
+    )
     queued = invoke(cli, ["--dir", str(run), "freeze", "--mode", "off", "--json"])
     assert queued.exit_code == 0, queued.output
     line = json.loads((run / "hotcb.commands.jsonl").read_text())

@@ -25,8 +25,10 @@ print(sorted(m for m in heavy if m in sys.modules))
         (["--help"], []),
         (["cb", "set", "--help"], []),
         (["--dir", "/nonexistent", "cb", "set", "hb", "every=5"], ["hotcb.ops"]),
+        # a built-in is described from its class: the built-ins import no torch
+        (["cb", "describe", "grad_stats"], ["hotcb.ops", "yaml"]),
     ],
-    ids=["help", "cb-set-help", "cb-set"],
+    ids=["help", "cb-set-help", "cb-set", "cb-describe-builtin"],
 )
 def test_help_does_not_import_the_queueing_side(args: list[str], imported: list[str]) -> None:
     out = subprocess.run(

@@ -59,9 +59,10 @@ def test_several_pairs_after_one_init(run: HotKernel, words: list[str]) -> None:
 
 
 def test_param_takes_several_pairs_and_values_may_hold_equals_and_minus(run: HotKernel) -> None:
+    # a value holding '=' is quoted, as Hydra's override grammar asks
     result = invoke(
         "--dir", str(run.run_dir.path), "cb", "load", "hb2", "--path", HEARTBEAT.path,
-        "--symbol", HEARTBEAT.symbol, "--init", "every=3", "message=a=b", "--param",
+        "--symbol", HEARTBEAT.symbol, "--init", "every=3", "message='a=b'", "--param",
         "every=4", "events=[val_end]",
     )  # fmt: skip
     assert result.exit_code == 0, result.output

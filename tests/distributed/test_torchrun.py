@@ -154,8 +154,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             home=home,
         )
         at_step(proc, run_dir, 210)  # heartbeats at 100 and 200, lr_monitor at 200
-        cli("cb", "set", "heartbeat", "every=30")
-        cli("cb", "load", "boom", "--file", str(boom), "--symbol", "Boom")
+        # each waits for the run's answer: on a loaded machine two ranks take a while
+        cli("cb", "set", "heartbeat", "every=30", "--timeout", "60")
+        cli("cb", "load", "boom", "--file", str(boom), "--symbol", "Boom", "--wait", "60")
         proc.wait_for(lambda: len(external_entries(run_dir)) == 2, what="both commands applied")
         at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
         cli(
@@ -168,6 +169,8 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             "Stopper",
             "--init",
             f"path={release}",
+            "--wait",
+            "60",
         )
         out = proc.finish()  # would hang (and fail) if only rank 1 left the loop
         yield FirstRun(
@@ -185,7 +188,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             child.kill()
 
 
-@pytest.mark.slow(17)
+@pytest.mark.slow(20)
 def test_live_ops_apply_on_both_ranks_at_the_same_step(
     first_run: FirstRun, spawn: Callable[..., Child]
 ) -> None:

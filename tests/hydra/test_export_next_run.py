@@ -125,6 +125,7 @@ def exported(app: App) -> Exported:
     return Exported(run, lines.stdout.splitlines(), app.options / "arm_run.yaml")
 
 
+@pytest.mark.slow(3)  # the first test pays for run A
 def test_status_and_export_say_the_last_step_of_a_fresh_dict_loop(
     app: App, exported: Exported
 ) -> None:
@@ -174,6 +175,7 @@ def test_name_rules(app: App, exported: Exported) -> None:
     assert app.cli(*export, "--name", "arm_run", "--force").stdout.startswith("wrote ")
 
 
+@pytest.mark.slow(3)
 def test_the_next_run_from_the_printed_command_frozen(
     app: App, exported: Exported, spawn: Callable[..., Child]
 ) -> None:

@@ -90,7 +90,7 @@ def test_plugin_module_imports_nothing_heavy() -> None:
 
 
 @pytest.mark.subprocess
-@pytest.mark.slow(3)
+@pytest.mark.slow(2)
 def test_example_app_composes_with_cfg_job() -> None:
     shown = subprocess.run(
         [

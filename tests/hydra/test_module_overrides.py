@@ -33,12 +33,16 @@ def a_run(tmp_path: Path, *commands: dict[str, Any]) -> Path:
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    # the app itself: export composes the next command with Hydra before printing it
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "seed": 0}))
     (run / "hotcb.launch.json").write_text(
         json.dumps(
             {
                 "argv": [str(tmp_path / "train.py"), "optimizer.lr=0.3", "seed=1"],
                 "cwd": str(tmp_path),
                 "config_dir": str(tmp_path / "conf"),
+                "config_name": "config",
                 "overrides": ["optimizer.lr=0.3", "seed=1"],
             }
         )
@@ -97,7 +101,7 @@ def test_the_net_change_as_overrides_of_the_apps_keys(tmp_path: Path) -> None:
     assert command[2:] == [
         "seed=1",
         *module_overrides(run),
-        "hotcb/callbacks=next",
+        "+hotcb/callbacks=next",  # the app's defaults list has no hotcb/callbacks entry
     ]
 
 

@@ -22,7 +22,7 @@ import yaml
 from hotcb.ledger import LedgerEntry, read_ledger
 from tests.helpers import Child, hotcb, needs_hotcb
 
-pytestmark = [pytest.mark.subprocess, pytest.mark.slow(14), needs_hotcb]
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow(6), needs_hotcb]
 
 TRAIN = """
 import os, sys, time
@@ -122,17 +122,17 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
             env={"GATES": str(gates)},
         )
         at = ("--dir", str(run_a))
-        a.wait_line("waiting at 10")
-        hotcb(*at, "cb", "set", "heartbeat", "every=3")
-        hotcb(*at, "cb", "load", "viz", "--file", "viz.py", "--symbol", "Viz", cwd=app)
+        a.wait_line("waiting at 10")  # held there: the commands only queue (--no-wait)
+        hotcb(*at, "cb", "set", "heartbeat", "every=3", "--no-wait")
+        hotcb(*at, "cb", "load", "viz", "--file", "viz.py", "--symbol", "Viz", "--no-wait", cwd=app)
         (gates / "go10").touch()
         a.wait_line("waiting at 20")
-        hotcb(*at, "cb", "disable", "heartbeat")
-        hotcb(*at, "cb", "set", "viz", "every=5", "--at-step", "25")
+        hotcb(*at, "cb", "disable", "heartbeat", "--no-wait")
+        hotcb(*at, "cb", "set", "viz", "every=5", "--at-step", "25", "--no-wait")
         refused = hotcb(*at, "cb", "enable", "heartbeat", "--at-step", "5", ok=False).stderr
         (gates / "go20").touch()
         a.wait_line("waiting at 30")
-        hotcb(*at, "cb", "enable", "heartbeat")
+        hotcb(*at, "cb", "enable", "heartbeat", "--no-wait")
         (gates / "go30").touch()
         a.finish(timeout=120)
 

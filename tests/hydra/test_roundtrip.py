@@ -51,7 +51,7 @@ def heartbeats(train: Child) -> list[int]:
 
 
 @needs_hotcb
-@pytest.mark.slow(17)
+@pytest.mark.slow(10)
 def test_three_lines_round_trip(tmp_path: Path, spawn: Callable[..., Child]) -> None:
     app = tmp_path / "app"
     shutil.copytree(REPO / "examples", app / "examples")

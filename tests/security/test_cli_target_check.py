@@ -144,7 +144,8 @@ def test_dangerous_targets_through_the_cli_beside_a_training_process(
 ) -> None:
     proc, run_dir = trainer
     marker = tmp_path / "P"
-    write = shlex.quote(f"open('{marker}', 'w').write('x')")
+    # quoted, as Hydra's value grammar takes a string that holds parentheses and commas
+    write = shlex.quote(f"""'open("{marker}", "w").write("x")'""")
     loads = {  # the issue's five, each set up to touch the marker if it ever runs
         "timeit": f"--path timeit --symbol timeit --init stmt={write} --init number=1",
         "pipepager": f"--path pydoc --symbol pipepager --init text=x --init 'cmd=touch {marker}'",

@@ -379,16 +379,19 @@ class HotController:
         self._sample = False
         for event in events:
             for handle in self._by_event.get(event, self._every_event):
+                # its id now: the call may rebuild the handles (a watched call that overran
+                # auto-disables its callback when it returns)
+                cb_id = self._handle_ids[handle]
                 start = perf_counter_ns()
                 try:
                     handle(event, env)
                 except BaseException as exc:
                     if is_user_interrupt(exc):
                         raise
-                    self._handle_failed(self._handle_ids[handle], event, env, exc)
+                    self._handle_failed(cb_id, event, env, exc)
                 else:
                     elapsed = perf_counter_ns() - start
-                    slot = self._slots.get(self._handle_ids[handle])
+                    slot = self._slots.get(cb_id)
                     if slot is not None:
                         slot.cost.add(elapsed)
 

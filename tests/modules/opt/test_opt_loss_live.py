@@ -86,9 +86,11 @@ def test_live_lr_and_loss_weight_and_the_next_run(
     assert not commands.exists() or commands.read_text() == ""
 
     # forced past the CLI: failed in the run, the optimizer unchanged (the lr curve below)
-    hotcb(*at, "opt", "set", "--force", "group=2", "lr=0.1")
+    forced = hotcb(*at, "opt", "set", "--force", "group=2", "lr=0.1", ok=False)
+    assert " failed at step " in forced.stderr  # the run's answer, and exit 1
     failed = train.wait_for(lambda: entry(run_dir, "opt", "failed"), what="the failed op")
     assert "group=2 does not exist" in (failed.error or "")
+    assert "group=2 does not exist" in forced.stderr
 
     queued = json.loads(hotcb(*at, "opt", "set", "lr=0.002", "--json").stdout)
     assert queued["queued"]["params"] == {"lr": 0.002}

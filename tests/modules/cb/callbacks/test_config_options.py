@@ -27,7 +27,7 @@ ALL = [
 ]
 
 
-@pytest.mark.slow(7)
+@pytest.mark.slow(4)
 def test_all_builtins_from_config_in_a_real_run(tmp_path: Path) -> None:
     options = sorted(
         p.stem for p in (REPO / "hotcb" / "conf" / "hotcb" / "callbacks").glob("*.yaml")

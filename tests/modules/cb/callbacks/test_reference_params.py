@@ -79,7 +79,7 @@ def test_heartbeat_message(run: Run) -> None:
         "[hb] still here train_step_end step=6",
     ]
     bad = run.set_params("hb", message=5)
-    assert bad.decision == "failed" and "message must be text, got 5" in (bad.error or "")
+    assert bad.decision == "failed" and "message must be a string, got 5" in (bad.error or "")
 
 
 def test_jsonl_logger_under_its_reference_name_and_params(run: Run) -> None:
