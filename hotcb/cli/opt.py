@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from hotcb.cli.answer import answer_options
 from hotcb.cli.app import HotcbGroup, RunSelection, fail, pass_selection
 from hotcb.state import read_state
 
@@ -50,6 +51,7 @@ def module_section(
 
 
 @opt.command("set")
+@answer_options()
 @click.argument("assignments", nargs=-1, metavar="K=V...")
 @click.option("--force", is_flag=True, help="Skip the checks against the run's state.")
 @click.option("--json", "as_json", is_flag=True, help="Print the queued command as JSON.")

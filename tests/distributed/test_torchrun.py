@@ -3,7 +3,9 @@
 The example app trains a DistributedDataParallel model; a `hotcb cb set` sent mid-run must
 be applied by both ranks at the same step, a callback that raises on rank 1 only must be
 disabled on every rank and recorded with its rank, a stop asked on one rank must stop both,
-and a restart in the same run dir must give every rank the same state back.
+and a restart in the same run dir must give every rank the same state back. `hotcb opt set`
+and `hotcb loss set` too apply on both ranks at one step: they never train with different
+learning rates, loss weights or gradient clipping (each rank logs its own at every step).
 
 One two-rank run (the module's ``first_run``) takes all the live commands and ends by a stop
 that only rank 1 asks for; each test asserts its part of what that run did (a torchrun launch
@@ -52,6 +54,31 @@ class Stopper:
         pass
 """
 
+
+RANK_LOG = """
+class RankLog:
+    def __init__(self, id="ranklog", path=""):
+        self.id, self.path, self.file = id, path, None
+    def handle(self, event, env):
+        if event != "train_step_end":
+            return
+        if self.file is None:
+            self.file = open(f"{self.path}-{env['rank']}.txt", "a")
+        g = env["optimizer"].param_groups
+        w = env["loss_state"]["weights"]["mse"]
+        # after optimizer.step(): the gradients of this step, as clipped at after_backward
+        norm = sum(float(p.grad.pow(2).sum()) for x in g for p in x["params"]) ** 0.5
+        self.file.write(f"{env['step']} {g[0]['lr']!r} {g[1]['lr']!r} {w!r} {norm!r}\\n")
+        self.file.flush()
+    def set_params(self, **kw):
+        pass
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+"""
+
+#: the ``opt set`` the shared run takes: a new lr under StepLR, and clipping every group
+CLIP = 1e-6
 
 SCHEDULED_LOAD = (
     "+hotcb.schedule.s13_load_hb2={step: 13, event: train_step_end, op: load, id: hb2, "
@@ -114,6 +141,16 @@ class FirstRun:
     state: dict[str, Any]
     entries: list[LedgerEntry]
     status: str  # the first line of `hotcb status` once it ended
+    #: per rank: (step, lr of group 0, lr of group 1, loss weight mse, gradient norm)
+    ranklog: dict[int, list[tuple[int, float, float, float, float]]]
+
+
+def rank_rows(base: Path, rank: int) -> list[tuple[int, float, float, float, float]]:
+    out = []
+    for line in Path(f"{base}-{rank}.txt").read_text().splitlines():
+        step, lr0, lr1, weight, norm = line.split()
+        out.append((int(step), float(lr0), float(lr1), float(weight), float(norm)))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +168,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     stopper.write_text(RANK_ONE_STOPS)
     release = tmp / "rank-1-stops"  # the stopper asks while this exists (not on a restart)
     release.touch()
+    ranklog = tmp / "ranklog.py"
+    ranklog.write_text(RANK_LOG)
+    rank_base = tmp / "ranklog"
     children: list[Child] = []
 
     def spawn(argv: list[str], **kwargs: Any) -> Child:
@@ -148,6 +188,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             "steps=100000",
             "step_sleep=0.002",
             "hotcb.callbacks.heartbeat.every=100",
+            f"+hotcb.callbacks.ranklog._target_='{ranklog}:RankLog'",
+            f"+hotcb.callbacks.ranklog.path='{rank_base}'",
+            "scheduler=step",
             # a scheduled op (from the config both ranks compose) applies on each rank at
             # its step, 13, which is not a sync point (sync_every=5): no communication
             SCHEDULED_LOAD,
@@ -157,7 +200,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         # each waits for the run's answer: on a loaded machine two ranks take a while
         cli("cb", "set", "heartbeat", "every=30", "--timeout", "60")
         cli("cb", "load", "boom", "--file", str(boom), "--symbol", "Boom", "--wait", "60")
-        proc.wait_for(lambda: len(external_entries(run_dir)) == 2, what="both commands applied")
+        cli("opt", "set", "lr=0.05", f"clip_norm={CLIP}", "--timeout", "60")
+        cli("loss", "set", "mse_w=2.0", "--timeout", "60")
+        proc.wait_for(lambda: len(external_entries(run_dir)) == 4, what="the commands applied")
         at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
         cli(
             "cb",
@@ -182,6 +227,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
             state=run_state(run_dir),
             entries=read_ledger(run_dir / "hotcb.applied.jsonl").entries,
             status=cli("status").splitlines()[0],
+            ranklog={rank: rank_rows(rank_base, rank) for rank in (0, 1)},
         )
     finally:
         for child in children:
@@ -217,6 +263,8 @@ def test_live_ops_apply_on_both_ranks_at_the_same_step(
     assert [(e.op, e.id, e.decision) for e in external] == [
         ("set", "heartbeat", "applied"),
         ("load", "boom", "applied"),
+        ("set", "optimizer", "applied"),
+        ("set", "loss_state", "applied"),
         ("load", "stopper", "applied"),
     ]
     assert all(e.payload["world_size"] == 2 for e in external)
@@ -262,4 +310,37 @@ def test_a_scheduled_op_applies_on_both_ranks_at_its_step(first_run: FirstRun) -
     replayed = [e for e in first_run.entries if e.source == "schedule"]
     assert [(e.step, e.event, e.op, e.id) for e in replayed] == [
         (13, "train_step_end", "load", "hb2")
+    ]
+
+
+@pytest.mark.slow(1)
+def test_both_ranks_change_lr_loss_weight_and_clipping_at_the_same_step(
+    first_run: FirstRun,
+) -> None:
+    out = first_run.out
+    lr_at = applied_once_on_both(out, "set optimizer")
+    weight_at = applied_once_on_both(out, "set loss_state")
+    assert lr_at % 5 == 0 and weight_at % 5 == 0  # at sync points
+    rank0, rank1 = first_run.ranklog[0], first_run.ranklog[1]
+    common = min(len(rank0), len(rank1))
+    assert common > max(lr_at, weight_at) + 50
+    # equal lr and weight on both ranks, every step
+    assert [r[:4] for r in rank0[:common]] == [r[:4] for r in rank1[:common]]
+    by_step = {r[0]: r for r in rank0}
+    # StepLR halves every 50 steps; from the set on it decays from 0.05
+    assert by_step[lr_at - 1][1:3] == (0.01 * 0.5 ** ((lr_at - 1) // 50),) * 2
+    # set at after_backward of lr_at, before that step's scheduler.step()
+    halvings = (lr_at + 1) // 50 - (lr_at - 1) // 50
+    assert by_step[lr_at + 1][1] == pytest.approx(0.05 * 0.5**halvings)
+    assert by_step[weight_at - 1][3] == 1.0 and by_step[weight_at][3] == 2.0
+    # gradients clipped on both ranks from that after_backward on (each group to CLIP)
+    for rows in (rank0, rank1):
+        assert max(r[4] for r in rows if r[0] < lr_at) > 10 * CLIP
+        clipped = [r[4] for r in rows[:common] if r[0] >= lr_at]
+        assert clipped and max(clipped) <= 2**0.5 * CLIP * (1 + 1e-3)
+    sets = [e for e in first_run.entries if e.source == "external" and e.op == "set"]
+    assert [(e.module, e.decision, e.payload["world_size"]) for e in sets] == [
+        ("cb", "applied", 2),
+        ("opt", "applied", 2),
+        ("loss", "applied", 2),
     ]
