@@ -2,28 +2,43 @@
 `hotcb opt set lr=...` changes every param group at one step and the cosine schedule
 continues from the new value, a bad value is refused by the CLI (or failed by the run,
 optimizer unchanged), a live loss weight changes the logged loss from that step on, and
-`hotcb export-config` prints a next command whose run starts with the changed lr."""
+`hotcb export-config` prints a next command whose run starts with the changed lr.
+
+The live changes go through real `hotcb` processes; the refusals, `opt show` and the
+exports through the same CLI in this process (CliRunner: the command surface, without a
+process start each)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from hotcb.cli import cli
 from hotcb.ledger import LedgerEntry, read_ledger
 from tests.helpers import REPO, Child, hotcb, needs_hotcb, run_state, stop_gate
 
 pytestmark = [pytest.mark.subprocess, needs_hotcb]
 
 STEPS = 100_000  # the cosine's T_max: the run ends when the test releases its gate
+
+
+def hotcb_here(*args: str, ok: bool = True, cwd: Path | None = None) -> Result:
+    """`hotcb ARGS` in this process (CliRunner); exit 0, or 1 (a user error) if not ``ok``."""
+    with contextlib.chdir(cwd or os.getcwd()):
+        result = CliRunner().invoke(cli, list(args), prog_name="hotcb")
+    assert result.exit_code == (0 if ok else 1), result.output
+    return result
 
 
 def entry(run_dir: Path, module: str, decision: str) -> LedgerEntry | None:
@@ -46,7 +61,7 @@ def cosine(step: int) -> float:
     return 0.01 * (1 + math.cos(math.pi * step / STEPS)) / 2
 
 
-@pytest.mark.slow(20)
+@pytest.mark.slow(9)
 def test_live_lr_and_loss_weight_and_the_next_run(
     tmp_path: Path, spawn: Callable[..., Child]
 ) -> None:
@@ -77,7 +92,7 @@ def test_live_lr_and_loss_weight_and_the_next_run(
 
     # refused by the CLI from the state the run wrote: nothing is queued (the other
     # refusals: tests/cli/test_opt_loss_commands.py)
-    refused = hotcb(*at, "opt", "set", "group=2", "lr=0.1", ok=False)
+    refused = hotcb_here(*at, "opt", "set", "group=2", "lr=0.1", ok=False)
     assert refused.stderr == (
         "hotcb: error: group=2 does not exist: the optimizer has 2 param group(s), 0..1; "
         "nothing was queued\n"
@@ -86,7 +101,7 @@ def test_live_lr_and_loss_weight_and_the_next_run(
     assert not commands.exists() or commands.read_text() == ""
 
     # forced past the CLI: failed in the run, the optimizer unchanged (the lr curve below)
-    forced = hotcb(*at, "opt", "set", "--force", "group=2", "lr=0.1", ok=False)
+    forced = hotcb_here(*at, "opt", "set", "--force", "group=2", "lr=0.1", ok=False)
     assert " failed at step " in forced.stderr  # the run's answer, and exit 1
     failed = train.wait_for(lambda: entry(run_dir, "opt", "failed"), what="the failed op")
     assert "group=2 does not exist" in (failed.error or "")
@@ -100,9 +115,18 @@ def test_live_lr_and_loss_weight_and_the_next_run(
     weight_set = train.wait_for(lambda: entry(run_dir, "loss", "applied"), what="the weight")
     assert weight_set.payload["set"] == {"weights.mse": 3.0}
     train.wait_for(lambda: max(metrics(run_dir), default=0) > weight_set.step + 20)
-    shown = json.loads(hotcb(*at, "opt", "show", "--json").stdout)
+    shown = json.loads(hotcb_here(*at, "opt", "show", "--json").stdout)
     assert shown["groups"][0]["lr"] == shown["groups"][1]["lr"] < 0.002  # decaying from it
+    # exported from the live run (all its changes are in); the next run, as printed, starts
+    # while this one ends (the gate is released: it stops at its first step)
+    overrides = shlex.split(hotcb_here(*at, "export-config", "--format", "overrides").stdout)
+    assert "optimizer.lr=0.002" in overrides and "loss.weights.mse=3.0" in overrides
+    exported = json.loads(hotcb_here(*at, "export-config", "--json", cwd=app).stdout)
+    command = shlex.split(exported["next_command"])
+    assert "optimizer.lr=0.002" in command and command[:2] == ["python", "examples/train.py"]
     gate.release()
+    nxt = tmp_path / "next"
+    next_run = spawn([sys.executable, *command[1:], f"hydra.run.dir={nxt}"], cwd=app)
     train.finish()
 
     rows = metrics(run_dir)
@@ -120,20 +144,7 @@ def test_live_lr_and_loss_weight_and_the_next_run(
         weight = 3.0 if t > weight_set.step else 1.0
         assert row["loss"] == pytest.approx(weight * row["mse"], rel=1e-5), t
 
-    overrides = shlex.split(hotcb(*at, "export-config", "--format", "overrides").stdout)
-    assert "optimizer.lr=0.002" in overrides and "loss.weights.mse=3.0" in overrides
-    exported = json.loads(hotcb(*at, "export-config", "--json", cwd=app).stdout)
-    command = shlex.split(exported["next_command"])
-    assert "optimizer.lr=0.002" in command and command[:2] == ["python", "examples/train.py"]
-    # the next run, as printed (its gate is already released: it stops at its first step)
-    nxt = tmp_path / "next"
-    subprocess.run(
-        [sys.executable, *command[1:], f"hydra.run.dir={nxt}"],
-        cwd=app,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    next_run.finish()
     state = run_state(nxt)
     assert [g["lr"] for g in state["optimizer"]["initial"]] == [0.002, 0.002]
     assert state["loss"]["initial"]["weights"]["mse"] == 3.0
