@@ -48,6 +48,12 @@ def test_benchmark_reports_overhead_in_noop_calls_and_ratio(python: str) -> None
         result["hot_us_per_step"] - result["env_us_per_step"], abs=1e-3
     )
     assert 0.2 < result["torch_ratio"] < 5
+    # the opt and loss modules, idle, add (about) nothing: before they were left out of the
+    # dispatch they added about 8 no-op calls
+    assert result["optloss_apply_us"] == pytest.approx(
+        result["optloss_hot_us_per_step"] - result["env_optloss_us_per_step"], abs=1e-3
+    )
+    assert result["optloss_extra_in_noop_calls"] < 5
 
 
 @pytest.mark.slow(6)
