@@ -73,8 +73,9 @@ __all__ = [
 POLICIES: tuple[str, ...] = ("best_effort", "strict")
 Policy = Literal["best_effort", "strict"]
 #: Keys of the ``hotcb.schedule`` node that are settings, not entries. ``adjust`` holds the
-#: schedule adjustments (see :func:`hotcb.replay.effective_schedule`).
-SETTING_KEYS: tuple[str, ...] = ("policy", "step_offset", "adjust")
+#: schedule adjustments (see :func:`hotcb.replay.effective_schedule`); ``file`` and
+#: ``sha256`` name a big schedule's entries file (see :mod:`hotcb.schedule_file`).
+SETTING_KEYS: tuple[str, ...] = ("policy", "step_offset", "adjust", "file", "sha256")
 #: The ``source`` of the ledger entry of an op applied from the schedule (one of
 #: :data:`hotcb.ledger.SOURCES`).
 SCHEDULE_SOURCE = "schedule"

@@ -43,11 +43,13 @@ import yaml
 from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.deltas import DeltaError, deltas_for_run, final_nodes
+from hotcb.hydra.hydrate import CONFIG_SCHEME
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
 from hotcb.ledger import read_ledger
 from hotcb.replay import schedule_yaml
 from hotcb.rundir import RunDir, read_launch
 from hotcb.schedule import schedule_from_ledger
+from hotcb.schedule_file import ENTRIES_SUFFIX, INLINE_MAX, entries_jsonl, file_node
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
@@ -234,12 +236,27 @@ def _export_schedule(
     header = [
         "# @package hotcb.schedule",
         f"# The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
-        "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
-        "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
     ]
+    if len(trajectory) > INLINE_MAX:  # Hydra would take ~3 ms an entry to compose them
+        entries = path.with_name(option + ENTRIES_SUFFIX)
+        data = entries_jsonl(trajectory)
+        _write_new(entries, data, force=force)
+        header += [
+            f"# it was applied at, in {entries.name} (one entry a line). Adjust one:",
+            "# +hotcb.schedule.<key>.params.<name>=..., drop one: +hotcb.schedule.<key>=null.",
+        ]
+        body = schedule_yaml(
+            file_node(trajectory, f"{CONFIG_SCHEME}hotcb/schedule/{entries.name}", data)
+        )
+    else:
+        header += [
+            "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
+            "# drop one: ~hotcb.schedule.<key>.",
+        ]
+        body = schedule_yaml(trajectory)
+    header[-1] += " See docs/replay.md."
     if command:
         header.append(f"# Replay: {command}")
-    body = schedule_yaml(trajectory)
     _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
     _write_new(callbacks_path, text.encode("utf-8"), force=force)
     return ExportResult(
