@@ -25,7 +25,9 @@ one entry::
 
 so an ordinary override adjusts one entry (``hotcb.schedule.s120_set_heartbeat.params.every=10``)
 or drops it (``~hotcb.schedule.s120_set_heartbeat``). Entries apply in order of step, then
-of the mapping. The ``module`` key is written for ops of modules other than ``cb``.
+of the mapping. The ``module`` key is written for ops of modules other than ``cb``. A big
+schedule keeps its entries in a file the node names (``file``, ``sha256``; see
+:mod:`hotcb.schedule_file`).
 
 This module is light (no Hydra, no torch): the CLI imports it. An entry's op is checked
 against its module's op table (:meth:`ScheduleEntry.to_op`) only when a kernel, which
