@@ -239,11 +239,14 @@ def _export_schedule(
     ]
     if len(trajectory) > INLINE_MAX:  # Hydra would take ~3 ms an entry to compose them
         entries = path.with_name(option + ENTRIES_SUFFIX)
+        if not force and os.path.lexists(path):  # refused before its entries file is written
+            raise ExportError("already exists; pass --force to overwrite it", path=path)
         data = entries_jsonl(trajectory)
         _write_new(entries, data, force=force)
         header += [
             f"# it was applied at, in {entries.name} (one entry a line). Adjust one:",
             "# +hotcb.schedule.<key>.params.<name>=..., drop one: +hotcb.schedule.<key>=null.",
+            "# See docs/replay.md (big schedules).",
         ]
         body = schedule_yaml(
             file_node(trajectory, f"{CONFIG_SCHEME}hotcb/schedule/{entries.name}", data)
@@ -251,10 +254,9 @@ def _export_schedule(
     else:
         header += [
             "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
-            "# drop one: ~hotcb.schedule.<key>.",
+            "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
         ]
         body = schedule_yaml(trajectory)
-    header[-1] += " See docs/replay.md."
     if command:
         header.append(f"# Replay: {command}")
     _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)

@@ -21,7 +21,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from hotcb.hydra.export import export_config
+from hotcb.hydra.export import ExportError, export_config
 from hotcb.hydra.hydrate import HydrationError, kernel_config
 from hotcb.launch import kernel_from_config
 from hotcb.schedule_file import INLINE_MAX, sha256_bytes
@@ -214,3 +214,12 @@ def test_inline_overrides_merge_with_the_file_entries_by_key(big: Big) -> None:
         pytest.raises(HydrationError, match=r"hotcb\.schedule\.s3_set_heartbeat: 'step' must"),
     ):
         kernel_config(cfg, run_dir="/unused")
+
+
+def test_an_existing_option_is_refused_before_its_entries_file_is_written(big: Big) -> None:
+    taken = big.conf / "hotcb" / "schedule" / "taken.yaml"
+    taken.write_text("# @package hotcb.schedule\npolicy: strict\n")
+    with pytest.raises(ExportError) as info:
+        export_config(big.run_a, name="taken", schedule=True)
+    assert str(info.value) == f"{taken}: already exists; pass --force to overwrite it"
+    assert not (big.conf / "hotcb" / "schedule" / "taken.entries.jsonl").exists()
