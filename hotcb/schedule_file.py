@@ -141,7 +141,7 @@ def read_entries(
             last = number == len(lines) and not data.endswith(b"\n")
             hint = " (the last line is cut short: the file was half-written)" if last else ""
             raise EntriesFileError(
-                f"not valid JSON: {exc}{hint}; export the schedule again "
+                f"not valid JSON: {_what(exc)}{hint}; export the schedule again "
                 "(hotcb export-config --schedule --force) or mend that line",
                 path=path,
                 line=number,
@@ -174,6 +174,13 @@ def read_entries(
                 path=path,
             )
     return entries
+
+
+def _what(exc: ValueError) -> str:
+    """What is wrong with one line: json's message, placed in the line (not the file)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg}: column {exc.colno}"
+    return str(exc)
 
 
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
