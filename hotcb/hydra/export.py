@@ -45,6 +45,7 @@ from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.adopted import adopted_overrides, merge_overrides, split_adopted
 from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final_nodes
+from hotcb.hydra.hydrate import CONFIG_SCHEME
 from hotcb.hydra.module_overrides import module_overrides
 from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
@@ -52,6 +53,7 @@ from hotcb.ledger import read_ledger
 from hotcb.replay import schedule_yaml
 from hotcb.rundir import RunDir, read_launch
 from hotcb.schedule import Schedule, schedule_from_ledger
+from hotcb.schedule_file import ENTRIES_SUFFIX, INLINE_MAX, entries_jsonl, file_node
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
@@ -334,12 +336,29 @@ def _export_schedule(
     header = [
         "# @package hotcb.schedule",
         f"# The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
-        "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
-        "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
     ]
+    if len(trajectory) > INLINE_MAX:  # Hydra would take ~3 ms an entry to compose them
+        entries = path.with_name(option + ENTRIES_SUFFIX)
+        if not force and os.path.lexists(path):  # refused before its entries file is written
+            raise ExportError("already exists; pass --force to overwrite it", path=path)
+        data = entries_jsonl(trajectory)
+        _write_new(entries, data, force=force)
+        header += [
+            f"# it was applied at, in {entries.name} (one entry a line). Adjust one:",
+            "# +hotcb.schedule.<key>.params.<name>=..., drop one: +hotcb.schedule.<key>=null.",
+            "# See docs/replay.md (big schedules).",
+        ]
+        body = schedule_yaml(
+            file_node(trajectory, f"{CONFIG_SCHEME}hotcb/schedule/{entries.name}", data)
+        )
+    else:
+        header += [
+            "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
+            "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
+        ]
+        body = schedule_yaml(trajectory)
     if command:
         header.append(f"# Replay: {command}")
-    body = schedule_yaml(trajectory)
     _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
     return replace(
         written, next_command=command, schedule_path=path, schedule_entries=len(trajectory)
