@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -29,8 +30,9 @@ from hotcb.errors import HotcbError
 from hotcb.hydra.hydrate import HydrationError, kernel_config, record_launch, resolve_schedule
 from hotcb.hydra.kernel_modules import kernel_modules
 from hotcb.kernel import HotKernel, Kernel
+from hotcb.ledger import read_ledger
 from hotcb.replay import write_effective_schedule
-from hotcb.schedule import Schedule
+from hotcb.schedule import SCHEDULE_SOURCE, Schedule
 
 __all__ = ["kernel_from_config"]
 
@@ -84,6 +86,8 @@ def kernel_from_config(
             "hotcb: resumed %s from its ledger; the config's callbacks were not re-applied",
             kernel.run_dir.path,
         )
+        if schedule is not None:
+            _start_schedule(kernel, config.schedule, _still_to_do(kernel, schedule), strict=strict)
         return kernel
     failures: list[HotcbError] = []
     for op in config.ops:
@@ -101,6 +105,20 @@ def kernel_from_config(
     if schedule is not None:
         _start_schedule(kernel, config.schedule, schedule, strict=strict)
     return kernel
+
+
+def _still_to_do(kernel: Kernel, schedule: Schedule) -> Schedule:
+    """A resumed run's schedule without the entries its ledger already has (applied or
+    missed, by ``schedule_key``): those are in the state the ledger rebuilt."""
+    done: set[str] = set()
+    if kernel.rank == 0:
+        for entry in read_ledger(kernel.run_dir.ledger).entries:
+            key = entry.payload.get("schedule_key")
+            if entry.source == SCHEDULE_SOURCE and isinstance(key, str):
+                done.add(key)
+    done = kernel.agree(done)  # other ranks do not read the run dir
+    entries = {k: e for k, e in schedule.entries.items() if k not in done}
+    return dataclasses.replace(schedule, entries=entries)
 
 
 def _start_schedule(kernel: Kernel, written: Schedule, schedule: Schedule, *, strict: bool) -> None:

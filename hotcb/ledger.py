@@ -44,8 +44,9 @@ __all__ = ["DECISIONS", "SOURCES", "Ledger", "LedgerEntry", "LedgerRead", "read_
 log = logging.getLogger("hotcb")
 
 #: Where an entry came from: the command stream, the composed Hydra config, a replay of
-#: an earlier ledger (resume), or the kernel itself (auto-disable, file reload).
-SOURCES: tuple[str, ...] = ("external", "config", "replay", "auto")
+#: an earlier ledger (resume), the kernel itself (auto-disable, file reload), or the run's
+#: schedule (``hotcb.schedule``, docs/replay.md).
+SOURCES: tuple[str, ...] = ("external", "config", "replay", "auto", "schedule")
 DECISIONS: tuple[str, ...] = ("applied", "failed", "ignored")
 
 FsyncPolicy = Literal["never", "always"]

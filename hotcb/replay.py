@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,14 +229,3 @@ class ScheduleRunner:
 
     def _update(self) -> None:
         self.next_due = self.pending[-1].step if self.pending else math.inf
-
-
-def schedule_node(cfg: Any) -> Mapping[str, Any] | None:
-    """The ``hotcb.schedule`` node of a composed config, or None (no Hydra import).
-
-    >>> schedule_node({"hotcb": {"schedule": {"policy": "strict"}}})
-    {'policy': 'strict'}
-    """
-    hotcb = cfg.get("hotcb") if hasattr(cfg, "get") else None
-    node = hotcb.get("schedule") if hotcb is not None and hasattr(hotcb, "get") else None
-    return node

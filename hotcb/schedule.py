@@ -75,7 +75,8 @@ Policy = Literal["best_effort", "strict"]
 #: Keys of the ``hotcb.schedule`` node that are settings, not entries. ``adjust`` holds the
 #: schedule adjustments (see :func:`hotcb.replay.effective_schedule`).
 SETTING_KEYS: tuple[str, ...] = ("policy", "step_offset", "adjust")
-#: The ``source`` of the ledger entry of an op applied from the schedule.
+#: The ``source`` of the ledger entry of an op applied from the schedule (one of
+#: :data:`hotcb.ledger.SOURCES`).
 SCHEDULE_SOURCE = "schedule"
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")

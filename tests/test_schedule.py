@@ -3,12 +3,16 @@ round trip through config (hotcb/schedule.py)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from hotcb.ledger import LedgerEntry
+from hotcb.ledger import LedgerEntry, read_ledger
 from hotcb.schedule import Schedule, ScheduleEntry, ScheduleError, schedule_from_ledger
+from tests.helpers import HEARTBEAT_CLASS
 
 
 def _entry(seq: int, step: int, op: str, cb_id: str, **payload: object) -> LedgerEntry:
@@ -115,3 +119,54 @@ def test_bad_schedules_say_what_and_where(node: dict, message: str) -> None:
     with pytest.raises(ScheduleError, match=None) as info:
         Schedule.from_config(node)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "5"])
+def test_a_command_at_step_is_checked_at_the_edge(bad: object) -> None:
+    from hotcb.ops import CommandError, parse_command
+
+    with pytest.raises(CommandError, match="'at_step' must be a step number >= 0"):
+        parse_command(json.dumps({"op": "disable", "id": "t", "at_step": bad}))
+    op = parse_command('{"op": "disable", "id": "t", "at_step": 5000}')
+    assert op.at_step == 5000 and op.to_dict()["at_step"] == 5000
+
+
+def test_a_resumed_run_applies_only_the_entries_its_ledger_lacks(tmp_path: Path) -> None:
+    from hotcb.launch import kernel_from_config
+
+    cfg = {
+        "hotcb": {
+            "callbacks": {"hb": {"_target_": HEARTBEAT_CLASS, "every": 100}},
+            "schedule": {
+                "s2_set_hb": {
+                    "step": 2,
+                    "event": "tick",
+                    "op": "set",
+                    "id": "hb",
+                    "params": {"every": 2},
+                },
+                "s5_set_hb": {
+                    "step": 5,
+                    "event": "tick",
+                    "op": "set",
+                    "id": "hb",
+                    "params": {"every": 5},
+                },
+            },
+        }
+    }
+
+    def run(steps: range) -> None:
+        kernel = kernel_from_config(cfg, run_dir=tmp_path, register=False, poll_interval=0)
+        for step in steps:
+            kernel.apply({"step": step, "log": lambda m: None}, ["tick"])
+        kernel.close()
+
+    run(range(1, 4))  # stops (a crash, a preemption) after step 3
+    run(range(1, 7))  # resumes from its checkpoint at step 1
+    replayed = [
+        (e.step, e.payload["schedule_key"])
+        for e in read_ledger(tmp_path / "hotcb.applied.jsonl").entries
+        if e.source == "schedule"
+    ]
+    assert replayed == [(2, "s2_set_hb"), (5, "s5_set_hb")]

@@ -22,7 +22,7 @@ import yaml
 from hotcb.ledger import LedgerEntry, read_ledger
 from tests.helpers import Child, hotcb, needs_hotcb
 
-pytestmark = [pytest.mark.subprocess, pytest.mark.slow(14), needs_hotcb]
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow(6), needs_hotcb]
 
 TRAIN = """
 import os, sys, time
