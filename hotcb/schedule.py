@@ -102,7 +102,7 @@ class ScheduleEntry:
     >>> e.to_dict()
     {'step': 5, 'event': None, 'op': 'disable', 'id': 'timing'}
     >>> e.to_op()
-    Op(op='disable', id='timing', module='cb', params={}, target=None, init={}, enabled=None, at_step=None)
+    Op(op='disable', id='timing', module='cb', params={}, target=None, init={}, enabled=None, at_step=None, undoes=None)
     >>> e.shifted(100).step
     105
     """
@@ -313,9 +313,12 @@ class Schedule:
         if problems:
             raise ScheduleError("; ".join(problems), key="hotcb.schedule")
         adjust = node.get("adjust") or {}
+        if isinstance(adjust, (list, tuple)):  # a list of rules: keyed by index
+            adjust = {str(i): rule for i, rule in enumerate(adjust)}
         if not isinstance(adjust, Mapping):
             raise ScheduleError(
-                f"'adjust' must be a mapping, got {adjust!r}", key="hotcb.schedule.adjust"
+                f"'adjust' must be a mapping or a list of rules, got {adjust!r}",
+                key="hotcb.schedule.adjust",
             )
         return cls(
             entries=entries,

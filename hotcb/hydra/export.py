@@ -55,7 +55,13 @@ from hotcb.schedule import Schedule, schedule_from_ledger
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
-__all__ = ["NOTHING_CHANGED", "ExportError", "ExportResult", "export_config"]
+__all__ = [
+    "NOTHING_CHANGED",
+    "ExportError",
+    "ExportResult",
+    "export_config",
+    "write_schedule_option",
+]
 
 _HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
 # checked with fullmatch: `$` would also accept a name that ends in a newline
@@ -331,19 +337,32 @@ def _export_schedule(
     option ``written``); the next command replays it from the run's own starting config."""
     path = _own_config_dir(run) / "hotcb" / "schedule" / f"{option}.yaml"
     command = _replay_command(run, _launch(run), option)
-    header = [
-        "# @package hotcb.schedule",
-        f"# The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
-        "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
-        "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
+    comments = [
+        f"The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
+        "it was applied at.",
     ]
     if command:
-        header.append(f"# Replay: {command}")
-    body = schedule_yaml(trajectory)
-    _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
+        comments.append(f"Replay: {command}")
+    write_schedule_option(path, trajectory, comments, force=force)
     return replace(
         written, next_command=command, schedule_path=path, schedule_entries=len(trajectory)
     )
+
+
+def write_schedule_option(
+    path: Path, schedule: Schedule, comments: list[str], *, force: bool
+) -> None:
+    """Write ``schedule`` as the ``hotcb/schedule`` option ``path`` (``# @package
+    hotcb.schedule``, then ``comments`` and how to adjust it, as ``#`` lines): a new file,
+    mode 0600, or with ``force`` a replacement. Raises :class:`ExportError`."""
+    header = [
+        "# @package hotcb.schedule",
+        *(f"# {line}" for line in comments),
+        "# Adjust one: hotcb.schedule.<key>.params.<name>=..., drop one: ~hotcb.schedule.<key>,",
+        "# or add rules under hotcb.schedule.adjust. See docs/replay.md.",
+    ]
+    body = schedule_yaml(schedule)
+    _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
 
 
 _SCHEDULE_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb([./]schedule\b|\.schedule\.)")
