@@ -18,9 +18,10 @@ import click
 from hotcb.cli.app import HotcbGroup, RunSelection, UserError, fail, pass_selection
 from hotcb.errors import HotcbError
 from hotcb.files import read_regular, write_private
-from hotcb.ledger import read_ledger
-from hotcb.recipe import RECIPE_FILE, recipe_from_ledger, recipe_text, schedule_from_recipe
 from hotcb.rundir import SOURCES_DIR
+
+# hotcb.recipe (and the ops, PyYAML, Hydra) are imported when a command runs: --help
+# stays cheap (tests/cli/test_help_cost.py)
 
 __all__ = ["recipe"]
 
@@ -37,7 +38,7 @@ def recipe() -> None:
     "--out",
     default=None,
     metavar="FILE",
-    help=f"Write the recipe here (default: {RECIPE_FILE} in the run dir, replaced).",
+    help="Write the recipe here (default: hotcb.recipe.jsonl in the run dir, replaced).",
 )
 @click.option("--force", is_flag=True, help="Overwrite --out FILE if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print {path, entries} as JSON.")
@@ -48,6 +49,9 @@ def recipe_export(selection: RunSelection, out: str | None, force: bool, as_json
     it was applied at, in ledger order. A .py load names its captured source in
     source_capture. Its starting config is not in it (a replay starts from the same config).
     """
+    from hotcb.ledger import read_ledger
+    from hotcb.recipe import RECIPE_FILE, recipe_from_ledger, recipe_text
+
     rd = selection.run_dir(read_only=True)
     try:
         read = read_ledger(rd.ledger)
@@ -141,7 +145,7 @@ def recipe_import(
     from dataclasses import replace
 
     from hotcb.hydra.export import ExportError, write_schedule_option
-    from hotcb.recipe import RecipeError
+    from hotcb.recipe import RecipeError, schedule_from_recipe
 
     copied: list[str] = []
 
