@@ -24,7 +24,7 @@ replay the run unchanged). ``set_params`` (the reference's name) and ``set`` are
 ``adjust`` is a keyed mapping of rules (an override adds one:
 ``+hotcb.schedule.adjust.slow_hb={match:{id:heartbeat},replace_params:{every:10}}``; a
 null rule is skipped), a list of rules, or the reference's overlay file shape
-``{version: 1, patches: [rule, ...]}``. A bad rule raises
+``{version: 1, patches: [rule, ...]}`` (keyed rules beside ``patches`` apply after them). A bad rule raises
 :class:`~hotcb.schedule.ScheduleError` naming ``hotcb.schedule.adjust.<key>`` and the field.
 
 This module is pure and light (no Hydra, no torch).
@@ -275,18 +275,15 @@ def _insert_entry(data: Any) -> ScheduleEntry:
 def _keyed(adjust: Any) -> list[tuple[str, Any]]:
     """``(key, rule)`` from any of the three shapes of ``adjust``."""
     if isinstance(adjust, Mapping) and isinstance(adjust.get("patches"), Sequence):
-        extra = sorted(set(adjust) - {"version", "patches"})
-        if extra:
-            raise ScheduleError(
-                f"an overlay has version and patches, not {extra[0]!r}",
-                key="hotcb.schedule.adjust",
-            )
         if adjust.get("version", 1) != 1:
             raise ScheduleError(
                 f"overlay version {adjust['version']!r} is not supported (use 1)",
                 key="hotcb.schedule.adjust.version",
             )
-        return [(f"patches.{i}", rule) for i, rule in enumerate(adjust["patches"])]
+        patches = [(f"patches.{i}", rule) for i, rule in enumerate(adjust["patches"])]
+        # keyed rules beside the patches (an override added them) apply after them
+        others = [(str(k), r) for k, r in adjust.items() if k not in ("version", "patches")]
+        return patches + others
     if isinstance(adjust, Mapping):
         return [(str(k), rule) for k, rule in adjust.items()]
     if isinstance(adjust, Sequence) and not isinstance(adjust, str):

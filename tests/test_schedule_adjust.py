@@ -121,6 +121,8 @@ def test_rules_apply_in_order_and_overlay_and_list_shapes_are_accepted() -> None
     assert ("s10_set_hb", 40, "set", {"every": 7, "tag": "a"}) in as_list
     assert adjusted({"version": 1, "patches": rules}) == as_list
     assert adjusted({"one": rules[0], "two": rules[1], "off": None}) == as_list
+    # a keyed rule an override added beside the overlay's patches applies after them
+    assert adjusted({"version": 1, "patches": rules[:1], "two": rules[1]}) == as_list
 
 
 @pytest.mark.parametrize(
