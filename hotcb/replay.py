@@ -48,6 +48,7 @@ import yaml
 from hotcb.files import write_private
 from hotcb.ops import CommandError, Op
 from hotcb.schedule import SCHEDULE_SOURCE, Policy, Schedule
+from hotcb.schedule_adjust import adjust_schedule
 from hotcb.schedule_file import ENTRIES_SUFFIX, INLINE_MAX, entries_jsonl, file_node
 
 __all__ = [
@@ -70,13 +71,14 @@ SHOWN = 20
 
 def effective_schedule(schedule: Schedule) -> Schedule:
     """The schedule a run applies, from the one its config holds: THE place where the
-    schedule adjustments (``hotcb.schedule.adjust``) are applied. Identity for now.
+    schedule adjustments (``hotcb.schedule.adjust``, see :mod:`hotcb.schedule_adjust`) are
+    applied. Raises :class:`~hotcb.schedule.ScheduleError` for a bad rule.
 
     >>> s = Schedule()
     >>> effective_schedule(s) is s
     True
     """
-    return schedule
+    return adjust_schedule(schedule)
 
 
 def write_effective_schedule(run_dir: Path, schedule: Schedule) -> Path:

@@ -316,9 +316,12 @@ class Schedule:
         if problems:
             raise ScheduleError("; ".join(problems), key="hotcb.schedule")
         adjust = node.get("adjust") or {}
+        if isinstance(adjust, (list, tuple)):  # a list of rules: keyed by index
+            adjust = {str(i): rule for i, rule in enumerate(adjust)}
         if not isinstance(adjust, Mapping):
             raise ScheduleError(
-                f"'adjust' must be a mapping, got {adjust!r}", key="hotcb.schedule.adjust"
+                f"'adjust' must be a mapping or a list of rules, got {adjust!r}",
+                key="hotcb.schedule.adjust",
             )
         return cls(
             entries=entries,
