@@ -9,9 +9,11 @@ Measured, each the best of ``--repeats`` rounds:
   ``conf/hotcb/schedule/<name>.yaml``); ``export_cli_s``: the same through a real
   ``hotcb export-config --schedule`` process (its start-up included);
 * ``compose_s``: Hydra's compose API composing the app's config with
-  ``+hotcb/schedule=<name>`` (Hydra reads the 10,000-entry YAML);
+  ``+hotcb/schedule=<name>`` (the option names its entries file, which Hydra does not read;
+  with ``--inline`` the entries are in the option, as before hotcb.schedule_file, and Hydra
+  reads the 10,000-entry YAML);
 * ``start_s``: :func:`hotcb.launch.kernel_from_config` on that config: the kernel, the
-  initial set, the schedule parsed, written to the run dir and loaded; ``start_s`` +
+  initial set, the schedule read (its entries file too), written to the run dir and loaded; ``start_s`` +
   ``compose_s`` is the time to start a replayed run (before the first step);
 * ``idle_apply_pending_in_noop_calls``: idle ``apply`` (timing + heartbeat, as
   ``step_overhead.py``) while all the entries are pending (the next one far ahead), in
@@ -99,7 +101,12 @@ def one_per_step(run_dir: Path, entries: int) -> None:
         raise SystemExit(f"the run applied its ops at {len(steps)} steps, not {entries}")
 
 
-def measure(entries: int, repeats: int, steps: int) -> dict[str, Any]:
+def measure(entries: int, repeats: int, steps: int, inline: bool = False) -> dict[str, Any]:
+    if inline:  # every entry in the option itself (the format of small schedules)
+        import hotcb.hydra.export
+        import hotcb.replay
+
+        hotcb.hydra.export.INLINE_MAX = hotcb.replay.INLINE_MAX = entries  # type: ignore[misc]
     root = Path(tempfile.mkdtemp(prefix="hotcb-replay-bench-"))
     try:
         t0 = time.perf_counter()
@@ -127,15 +134,19 @@ def measure(entries: int, repeats: int, steps: int) -> dict[str, Any]:
             )
             cli_s = min(cli_s, time.perf_counter() - t0)
         from hydra import compose, initialize_config_dir
+        from hydra.core.hydra_config import HydraConfig
 
         compose_s = start_s = float("inf")
         count = 0
         for i in range(repeats):
             t0 = time.perf_counter()
             with initialize_config_dir(config_dir=str(conf), version_base=None):
-                cfg = compose("config", overrides=["+hotcb/schedule=bench"])
+                cfg = compose(
+                    "config", overrides=["+hotcb/schedule=bench"], return_hydra_config=True
+                )
             compose_s = min(compose_s, time.perf_counter() - t0)
             t0 = time.perf_counter()
+            HydraConfig.instance().set_config(cfg)  # as @hydra.main: config:// resolves
             kernel = kernel_from_config(cfg, run_dir=root / f"b{i}", register=False)
             start_s = min(start_s, time.perf_counter() - t0)
             count = len(kernel.schedule.pending)  # type: ignore[attr-defined]
@@ -166,6 +177,7 @@ def measure(entries: int, repeats: int, steps: int) -> dict[str, Any]:
         noop = t["noop"] - t["empty"]
         return {
             "entries": entries,
+            "inline": inline,
             "scheduled_in_replay": count,
             "ledger_s": round(ledger_s, 3),
             "export_s": round(export_s, 3),
@@ -185,14 +197,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--inline", action="store_true", help="entries in the option, not in its entries file"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HOTCB_HOME", tempfile.mkdtemp(prefix="hotcb-home-"))
-    result = measure(args.entries, args.repeats, args.steps)
+    result = measure(args.entries, args.repeats, args.steps, inline=args.inline)
     if args.json:
         print(json.dumps(result))
         return
+    where = "inline in the option" if args.inline else "in the option's entries file"
     print(
-        f"{result['entries']} ops: export-config --schedule {result['export_s']:.3f} s "
+        f"{result['entries']} ops ({where}): export-config --schedule {result['export_s']:.3f} s "
         f"in-process, {result['export_cli_s']:.3f} s as a `hotcb` process"
     )
     print(

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ import yaml
 from hotcb.files import write_private
 from hotcb.ops import CommandError, Op
 from hotcb.schedule import SCHEDULE_SOURCE, Policy, Schedule
+from hotcb.schedule_adjust import adjust_schedule
+from hotcb.schedule_file import ENTRIES_SUFFIX, INLINE_MAX, entries_jsonl, file_node
 
 __all__ = [
     "ANY_EVENT",
@@ -68,22 +71,31 @@ SHOWN = 20
 
 def effective_schedule(schedule: Schedule) -> Schedule:
     """The schedule a run applies, from the one its config holds: THE place where the
-    schedule adjustments (``hotcb.schedule.adjust``) are applied. Identity for now.
+    schedule adjustments (``hotcb.schedule.adjust``, see :mod:`hotcb.schedule_adjust`) are
+    applied. Raises :class:`~hotcb.schedule.ScheduleError` for a bad rule.
 
     >>> s = Schedule()
     >>> effective_schedule(s) is s
     True
     """
-    return schedule
+    return adjust_schedule(schedule)
 
 
 def write_effective_schedule(run_dir: Path, schedule: Schedule) -> Path:
     """Write ``schedule`` as ``<run_dir>/hotcb.schedule.yaml`` (mode 0600, never through a
     symlink) and return the path. It is the ``hotcb.schedule`` node: a run started with
-    ``+hotcb/schedule=...`` from a copy of it applies the same ops."""
+    ``+hotcb/schedule=...`` from a copy of it applies the same ops. A schedule of more than
+    :data:`~hotcb.schedule_file.INLINE_MAX` entries has them in
+    ``hotcb.schedule.entries.jsonl`` beside it, named by its absolute path."""
     path = run_dir / SCHEDULE_FILE
     header = "# The schedule this run applies (after adjustments); the hotcb.schedule node.\n"
-    write_private(path, (header + schedule_yaml(schedule)).encode("utf-8"), replace=True)
+    node: Schedule | dict[str, Any] = schedule
+    if len(schedule) > INLINE_MAX:
+        entries = path.with_name(path.stem + ENTRIES_SUFFIX)
+        data = entries_jsonl(schedule)
+        write_private(entries, data, replace=True)
+        node = file_node(schedule, str(entries), data)
+    write_private(path, (header + schedule_yaml(node)).encode("utf-8"), replace=True)
     return path
 
 
@@ -91,15 +103,16 @@ def write_effective_schedule(run_dir: Path, schedule: Schedule) -> Path:
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def schedule_yaml(schedule: Schedule) -> str:
-    """The ``hotcb.schedule`` node of ``schedule`` as block YAML, in mapping order.
+def schedule_yaml(schedule: Schedule | Mapping[str, Any]) -> str:
+    """The ``hotcb.schedule`` node of ``schedule`` (or that node) as block YAML, in
+    mapping order.
 
     >>> print(schedule_yaml(Schedule()), end="")
     policy: best_effort
     step_offset: 0
     """
     return yaml.dump(
-        schedule.to_config(),
+        schedule.to_config() if isinstance(schedule, Schedule) else dict(schedule),
         Dumper=_DUMPER,
         sort_keys=False,
         default_flow_style=False,

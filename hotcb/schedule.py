@@ -25,7 +25,9 @@ one entry::
 
 so an ordinary override adjusts one entry (``hotcb.schedule.s120_set_heartbeat.params.every=10``)
 or drops it (``~hotcb.schedule.s120_set_heartbeat``). Entries apply in order of step, then
-of the mapping. The ``module`` key is written for ops of modules other than ``cb``.
+of the mapping. The ``module`` key is written for ops of modules other than ``cb``. A big
+schedule keeps its entries in a file the node names (``file``, ``sha256``; see
+:mod:`hotcb.schedule_file`).
 
 This module is light (no Hydra, no torch): the CLI imports it. An entry's op is checked
 against its module's op table (:meth:`ScheduleEntry.to_op`) only when a kernel, which
@@ -73,8 +75,9 @@ __all__ = [
 POLICIES: tuple[str, ...] = ("best_effort", "strict")
 Policy = Literal["best_effort", "strict"]
 #: Keys of the ``hotcb.schedule`` node that are settings, not entries. ``adjust`` holds the
-#: schedule adjustments (see :func:`hotcb.replay.effective_schedule`).
-SETTING_KEYS: tuple[str, ...] = ("policy", "step_offset", "adjust")
+#: schedule adjustments (see :func:`hotcb.replay.effective_schedule`); ``file`` and
+#: ``sha256`` name a big schedule's entries file (see :mod:`hotcb.schedule_file`).
+SETTING_KEYS: tuple[str, ...] = ("policy", "step_offset", "adjust", "file", "sha256")
 #: The ``source`` of the ledger entry of an op applied from the schedule (one of
 #: :data:`hotcb.ledger.SOURCES`).
 SCHEDULE_SOURCE = "schedule"
@@ -313,9 +316,12 @@ class Schedule:
         if problems:
             raise ScheduleError("; ".join(problems), key="hotcb.schedule")
         adjust = node.get("adjust") or {}
+        if isinstance(adjust, (list, tuple)):  # a list of rules: keyed by index
+            adjust = {str(i): rule for i, rule in enumerate(adjust)}
         if not isinstance(adjust, Mapping):
             raise ScheduleError(
-                f"'adjust' must be a mapping, got {adjust!r}", key="hotcb.schedule.adjust"
+                f"'adjust' must be a mapping or a list of rules, got {adjust!r}",
+                key="hotcb.schedule.adjust",
             )
         return cls(
             entries=entries,

@@ -25,6 +25,7 @@ Exit codes: 0 on success, 1 on a user error (one line on stderr, ``hotcb: error:
 :mod:`hotcb.cli.views`        ``status``, ``log``, ``runs``
 :mod:`hotcb.cli.export`       ``export-config``
 :mod:`hotcb.cli.freeze`       ``freeze``
+:mod:`hotcb.cli.recipe`       ``recipe export | import``: the reference's recipe files
 ============================  ===========================================================
 
 Example:
@@ -46,13 +47,14 @@ from hotcb.cli.freeze import freeze
 from hotcb.cli.init import init
 from hotcb.cli.loss import loss
 from hotcb.cli.opt import opt
+from hotcb.cli.recipe import recipe
 from hotcb.cli.shortcuts import add_shortcuts
 from hotcb.cli.undo import undo
 from hotcb.cli.views import log, runs, status
 
 __all__ = ["cli", "main"]
 
-for _command in (cb, opt, loss, undo, status, log, export_config, freeze, runs, init):
+for _command in (cb, opt, loss, undo, status, log, export_config, freeze, runs, init, recipe):
     cli.add_command(_command)
 for _command in (cb_list, cb_describe):
     cb.add_command(_command)

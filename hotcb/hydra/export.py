@@ -45,6 +45,7 @@ from hotcb.errors import HotcbError
 from hotcb.files import write_private
 from hotcb.hydra.adopted import adopted_overrides, merge_overrides, split_adopted
 from hotcb.hydra.deltas import DeltaError, baseline_nodes, compute_deltas, final_nodes
+from hotcb.hydra.hydrate import CONFIG_SCHEME
 from hotcb.hydra.module_overrides import module_overrides
 from hotcb.hydra.nextrun import HydraApp, NameTaken, one_line
 from hotcb.hydra.portable import SourceCopier, SourceCopyError
@@ -52,10 +53,17 @@ from hotcb.ledger import read_ledger
 from hotcb.replay import schedule_yaml
 from hotcb.rundir import RunDir, read_launch
 from hotcb.schedule import Schedule, schedule_from_ledger
+from hotcb.schedule_file import ENTRIES_SUFFIX, INLINE_MAX, entries_jsonl, file_node
 from hotcb.state import read_state
 from hotcb.trust import check_control_file, foreign_owner, make_private_dirs
 
-__all__ = ["NOTHING_CHANGED", "ExportError", "ExportResult", "export_config"]
+__all__ = [
+    "NOTHING_CHANGED",
+    "ExportError",
+    "ExportResult",
+    "export_config",
+    "write_schedule_option",
+]
 
 _HOTCB_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb[./]callbacks")
 # checked with fullmatch: `$` would also accept a name that ends in a newline
@@ -331,19 +339,49 @@ def _export_schedule(
     option ``written``); the next command replays it from the run's own starting config."""
     path = _own_config_dir(run) / "hotcb" / "schedule" / f"{option}.yaml"
     command = _replay_command(run, _launch(run), option)
-    header = [
-        "# @package hotcb.schedule",
-        f"# The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
-        "# it was applied at. Adjust one: hotcb.schedule.<key>.params.<name>=...,",
-        "# drop one: ~hotcb.schedule.<key>. See docs/replay.md.",
+    comments = [
+        f"The trajectory of {run.path}: {len(trajectory)} ops, each at the step and event",
+        "it was applied at.",
     ]
     if command:
-        header.append(f"# Replay: {command}")
-    body = schedule_yaml(trajectory)
-    _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
+        comments.append(f"Replay: {command}")
+    write_schedule_option(path, trajectory, comments, force=force)
     return replace(
         written, next_command=command, schedule_path=path, schedule_entries=len(trajectory)
     )
+
+
+def write_schedule_option(
+    path: Path, schedule: Schedule, comments: list[str], *, force: bool
+) -> None:
+    """Write ``schedule`` as the ``hotcb/schedule`` option ``path`` (``# @package
+    hotcb.schedule``, then ``comments`` and how to adjust it, as ``#`` lines): a new file,
+    mode 0600, or with ``force`` a replacement. Raises :class:`ExportError`.
+
+    Over :data:`~hotcb.schedule_file.INLINE_MAX` entries (Hydra would take ~3 ms an entry
+    to compose them), the entries go to ``<name>.entries.jsonl`` beside the option, which
+    names it (``config://``) with its sha256 (see :mod:`hotcb.schedule_file`)."""
+    if len(schedule) > INLINE_MAX:
+        entries = path.with_name(path.stem + ENTRIES_SUFFIX)
+        if not force and os.path.lexists(path):  # refused before its entries file is written
+            raise ExportError("already exists; pass --force to overwrite it", path=path)
+        data = entries_jsonl(schedule)
+        _write_new(entries, data, force=force)
+        how = [
+            f"The entries are in {entries.name} (one a line). Adjust one:",
+            "+hotcb.schedule.<key>.params.<name>=..., drop one: +hotcb.schedule.<key>=null,",
+            "or add rules under hotcb.schedule.adjust. See docs/replay.md (big schedules).",
+        ]
+        relative = entries.relative_to(path.parents[2]).as_posix()  # <conf>/hotcb/schedule/
+        body = schedule_yaml(file_node(schedule, f"{CONFIG_SCHEME}{relative}", data))
+    else:
+        how = [
+            "Adjust one: hotcb.schedule.<key>.params.<name>=..., drop one: ~hotcb.schedule.<key>,",
+            "or add rules under hotcb.schedule.adjust. See docs/replay.md.",
+        ]
+        body = schedule_yaml(schedule)
+    header = ["# @package hotcb.schedule", *(f"# {line}" for line in [*comments, *how])]
+    _write_new(path, ("\n".join(header) + "\n" + body).encode("utf-8"), force=force)
 
 
 _SCHEDULE_OVERRIDE = re.compile(r"^(\+\+|\+|~)?hotcb([./]schedule\b|\.schedule\.)")

@@ -58,7 +58,8 @@ from hotcb.freeze import parse_freeze
 from hotcb.ops import CallbackTarget, CommandError, Op, check_id
 from hotcb.replay import effective_schedule
 from hotcb.rundir import LAUNCH_FILE
-from hotcb.schedule import Schedule
+from hotcb.schedule import Schedule, ScheduleError
+from hotcb.schedule_file import merge_entries, read_entries
 
 if TYPE_CHECKING:
     from hotcb.kernel import Kernel
@@ -72,6 +73,7 @@ __all__ = [
     "KernelConfig",
     "app_config_dir",
     "callback_nodes",
+    "configured_schedule",
     "kernel_config",
     "kernel_from_config",
     "ops_from_config",
@@ -211,6 +213,35 @@ def resolve_schedule(
                 entry = entry.with_target({**target, "path": path})
         entries[key] = entry
     return dataclasses.replace(schedule, entries=entries)
+
+
+def configured_schedule(node: Any, *, base_dir: str | os.PathLike[str] | None = None) -> Schedule:
+    """The schedule of a ``hotcb.schedule`` node (plain values), with the entries of the
+    file its ``file`` names (``config://...``, relative to the app's config dir, or a path;
+    checked against ``sha256``) merged in by key (see :mod:`hotcb.schedule_file`). Raises
+    :class:`~hotcb.schedule.ScheduleError` (an :class:`EntriesFileError` naming the file
+    and line for a corrupt file).
+
+    >>> configured_schedule({"policy": "strict"}).policy
+    'strict'
+    """
+    if not isinstance(node, Mapping) or node.get("file") is None:
+        return Schedule.from_config(node)
+    name, sha = node["file"], node.get("sha256")
+    if not isinstance(name, str) or not name:
+        raise ScheduleError(
+            f"must be the path of the entries file, got {name!r}", key="hotcb.schedule.file"
+        )
+    if sha is not None and not isinstance(sha, str):
+        raise ScheduleError(
+            f"must be the sha256 of the entries file (hex) or null, got {sha!r}",
+            key="hotcb.schedule.sha256",
+        )
+    try:
+        path = file_path(name, base_dir if base_dir is not None else _original_cwd())
+    except HydrationError as exc:
+        raise ScheduleError(exc.message, key="hotcb.schedule.file") from None
+    return merge_entries(node, read_entries(path, sha256=sha))
 
 
 def target_string(target: CallbackTarget | Mapping[str, Any]) -> str:
@@ -395,7 +426,7 @@ def kernel_config(
             if "schedule" in (cfg.get("hotcb") or {})
             else None
         )
-        schedule = effective_schedule(Schedule.from_config(node_schedule))
+        schedule = effective_schedule(configured_schedule(node_schedule))
     except CommandError as exc:
         raise HydrationError.from_error(exc) from None
     directory = Path(run_dir or node.get("run_dir") or _default_run_dir())

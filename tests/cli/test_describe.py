@@ -41,7 +41,11 @@ def test_cb_list_shows_the_runs_callbacks_and_the_builtins(run: Path) -> None:
     code, out, _ = invoke("--dir", str(run), "cb", "list", "--json")
     rows = {r["id"]: r for r in json.loads(out)["callbacks"]}
     assert code == 0
-    assert rows["heartbeat"]["loaded"] and rows["heartbeat"]["hot_params"] == ["every", "events"]
+    assert rows["heartbeat"]["loaded"] and rows["heartbeat"]["hot_params"] == [
+        "every",
+        "events",
+        "message",
+    ]
     assert rows["timing"] == {
         "id": "timing",
         "loaded": False,

@@ -27,7 +27,7 @@ def test_typo_cost_and_watch_against_a_real_run(
     typo = hotcb(*run, "cb", "set", "heartbeat", "evry=5", ok=False)
     assert typo.stderr == (
         "hotcb: error: heartbeat has no hot parameter 'evry'; did you mean 'every'? (it has: "
-        "every, events); nothing was queued (see: hotcb cb describe heartbeat)\n"
+        "every, events, message); nothing was queued (see: hotcb cb describe heartbeat)\n"
     )
     bad = hotcb(*run, "cb", "set", "heartbeat", "every=-3", ok=False)
     assert "every must be an integer >= 1, got -3; nothing was queued" in bad.stderr

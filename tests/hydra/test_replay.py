@@ -3,11 +3,14 @@ own (no torch) is run A with live changes from the `hotcb` CLI (set, load from a
 disable, an --at-step set), exported with `hotcb export-config --schedule`, copied to
 another path with outputs/ deleted and the .py edited, and run again from the printed
 command: run B replays A exactly; run C starts from the exported callbacks option (its .py
-from conf/hotcb/sources/); run D is a shorter strict replay that reports what it missed.
+from conf/hotcb/sources/); run D is a shorter strict replay that reports what it missed;
+run E replays A with adjustments given as overrides. A's recipe (`hotcb recipe export`)
+imports back into the schedule export-config wrote.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import sys
@@ -122,7 +125,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
             env={"GATES": str(gates)},
         )
         at = ("--dir", str(run_a))
-        a.wait_line("waiting at 10")  # held there: the commands only queue (--no-wait)
+        # --no-wait: the run answers at its next apply, and it waits at a gate now
+        a.wait_line("waiting at 10")
         hotcb(*at, "cb", "set", "heartbeat", "every=3", "--no-wait")
         hotcb(*at, "cb", "load", "viz", "--file", "viz.py", "--symbol", "Viz", "--no-wait", cwd=app)
         (gates / "go10").touch()
@@ -162,6 +166,15 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
                 "hotcb.schedule.policy=strict",
                 "steps=22",
                 "hydra.run.dir=outputs/D",
+            ),
+            # E: A adjusted with Hydra overrides (hotcb.schedule.adjust rules)
+            "E": start(
+                clone,
+                *script[1:],
+                "+hotcb.schedule.adjust.slow_viz={match:{id:viz,op:set},replace_params:{every:7}}",
+                "+hotcb.schedule.adjust.late={match:{op:disable},shift_step:2}",
+                "steps=26",
+                "hydra.run.dir=outputs/E",
             ),
         }
         yield Replay(app, clone, run_a, lines, command, refused, runs)
@@ -250,3 +263,67 @@ def test_a_shorter_strict_replay_reports_exactly_what_it_missed(replay: Replay) 
     assert (
         "step 25 train_step_end: set viz every=5 [s25_set_viz]: the run ended at step 22" in status
     )
+
+
+def test_an_adjusted_replay_applies_the_rules_given_as_overrides(replay: Replay) -> None:
+    run_e, e = replay.runs["E"]
+    assert e.finish(timeout=120).endswith("missed: ")
+
+    def adjusted(op: tuple[Any, ...]) -> tuple[Any, ...]:
+        step, event, name, cb_id, params = op
+        if name == "disable":  # late: shift_step 2
+            step += 2
+        if (name, cb_id) == ("set", "viz"):  # slow_viz: replace_params every=7
+            params = {**params, "every": 7}
+        return (step, event, name, cb_id, params)
+
+    a_ops = [adjusted(op) for op in op_sequence(replay.run_a)]
+    expected = sorted((op for op in a_ops if op[0] <= 26), key=lambda op: op[0])
+    assert (25, "train_step_end", "set", "viz", {"every": 7}) in expected
+    assert op_sequence(run_e) == expected
+    effective = yaml.safe_load((run_e / "hotcb.schedule.yaml").read_text())
+    assert "adjust" not in effective  # applied: a copy of it replays the same ops
+    assert effective["s20_disable_heartbeat"]["step"] == 22
+    assert effective["s25_set_viz"]["params"] == {"every": 7}
+
+
+def test_a_recipe_of_run_a_imports_back_into_the_exported_schedule(
+    replay: Replay, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from hotcb.cli import cli
+    from hotcb.schedule import Schedule
+
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--dir", str(replay.run_a), "recipe", "export", "--json"])
+    assert out.exit_code == 0, out.output
+    recipe = Path(json.loads(out.output)["path"])
+    assert recipe == replay.run_a / "hotcb.recipe.jsonl"
+    lines = [json.loads(line) for line in recipe.read_text().splitlines()]
+    assert lines[0] == {
+        "at": {"step": 10, "event": "train_step_end"},
+        "module": "cb",
+        "op": "set_params",
+        "id": "heartbeat",
+        "params": {"every": 3},
+    }
+    assert lines[1]["source_capture"]["captured_path"].startswith("hotcb.sources/")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    args = ["recipe", "import", str(recipe), "--config-dir", str(conf), "--name", "from_a"]
+    imported = runner.invoke(cli, args)
+    assert imported.exit_code == 0, imported.output
+    option = conf / "hotcb" / "schedule" / "from_a.yaml"
+    assert imported.output.splitlines() == [
+        f"wrote {option} (5 scheduled ops)",
+        "replay it: add +hotcb/schedule=from_a to the training command",
+    ]
+
+    def read(path: Path) -> Schedule:
+        return Schedule.from_config(yaml.safe_load(path.read_text()))
+
+    exported = read(replay.app / "conf" / "hotcb" / "schedule" / "replay_a.yaml")
+    assert read(option) == exported  # same keys, (step, event, op, id, params), same source
+    source = exported.entries["s10_load_viz"].target["path"].removeprefix("config://")
+    assert (conf / source).read_bytes() == (replay.app / "conf" / source).read_bytes()

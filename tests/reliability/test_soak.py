@@ -13,6 +13,7 @@ import itertools
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,11 @@ def test_soak(tmp_path: Path) -> None:
     n = 0
     counter = kernel.modules["cb"].controller.get("counter")
     assert isinstance(counter, Counter)
+
+    def drain(count: int) -> bool:
+        kernel.apply(env, events)
+        return counter.count >= count or bool(counter.errors)
+
     for step in range(1, STEPS + 1):
         if step % 10 == 0:
             stream.append({"op": "set", "id": "counter", "params": {"n": n}})
@@ -92,13 +98,14 @@ def test_soak(tmp_path: Path) -> None:
         if counter.errors:  # fail at the first wrong command, not at the timeout
             pytest.fail(f"step {step}: {counter.errors[0]}")
         if step % (STEPS // 4) == 0:
+            # measured once the commands written so far are applied (they arrive at the
+            # polls, 50 ms apart): each quarter then holds the same number of entries, and
+            # a growing entry (or a leak into the ledger) shows as growth
+            wait_for(partial(drain, n), timeout=30, what=f"{n} commands applied")
             sizes.append(kernel.run_dir.ledger.stat().st_size)
 
-    def drained() -> bool:  # the last commands arrive at the next poll (50 ms)
-        kernel.apply(env, events)
-        return counter.count >= COMMANDS or bool(counter.errors)
-
-    wait_for(drained, timeout=30, what=f"{COMMANDS} commands (got {counter.count})")
+    # the last commands arrive at the next poll (50 ms)
+    wait_for(lambda: drain(COMMANDS), timeout=30, what=f"{COMMANDS} commands (got {counter.count})")
     assert counter.errors == []
     elapsed = time.perf_counter() - t0
     rss_after = rss_mib()

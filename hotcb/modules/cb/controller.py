@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hotcb import interrupts
 from hotcb.hotparams import HotParam, ParamError, check_values, declared_params
@@ -68,6 +68,8 @@ from hotcb.ops import CallbackTarget, Op
 from hotcb.watchdog import TIMEOUT_KEY, StuckCall, Watch, Watchdog, parse_timeout
 
 __all__ = ["HotController", "OpResult", "Recorder", "init_keys"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("hotcb")
 
@@ -581,7 +583,7 @@ class HotController:
         params, rank_zero_set = _split_reserved(op.params)
         instance = instantiate(resolved.factory, op.id, init)
         try:
-            hot_params = _declared_params(op.id, instance)
+            hot_params = _declared(op.id, instance, declared_params, "hot_params")
             if hot_params is not None and params:
                 params = check_values(op.id, hot_params, params)
         except (LoadError, ParamError):
@@ -598,7 +600,7 @@ class HotController:
                     "failed", f"set_params on new {op.id!r} raised {type(exc).__name__}: {exc}"
                 )
         try:
-            events = _declared_events(op.id, instance)
+            events = _declared(op.id, instance, declared_events, "events")
         except LoadError:
             _close_quietly(instance)
             raise
@@ -666,7 +668,7 @@ class HotController:
                 "previous values kept",
             )
         try:
-            slot.events = _declared_events(op.id, slot.instance)
+            slot.events = _declared(op.id, slot.instance, declared_events, "events")
         except LoadError as exc:
             return OpResult(
                 "failed",
@@ -737,8 +739,8 @@ class HotController:
             params = _split_reserved(slot.params)[0]
             if params:
                 instance.set_params(**params)
-            events = _declared_events(slot.id, instance)
-            hot_params = _declared_params(slot.id, instance)
+            events = _declared(slot.id, instance, declared_events, "events")
+            hot_params = _declared(slot.id, instance, declared_params, "hot_params")
         except BaseException as exc:
             if is_user_interrupt(exc):
                 raise
@@ -935,32 +937,19 @@ def _close_quietly(instance: Any) -> None:
         )
 
 
-def _declared_events(cb_id: str, instance: Any) -> frozenset[str] | None:
-    """:func:`~hotcb.modules.cb.protocol.declared_events`, or a ``LoadError`` naming
-    the callback."""
+def _declared(cb_id: str, instance: Any, read: Callable[[Any], _T], what: str) -> _T:
+    """``read(instance)`` (:func:`~hotcb.modules.cb.protocol.declared_events`,
+    :func:`~hotcb.hotparams.declared_params`), or a ``LoadError`` naming the callback and
+    ``what`` it declares."""
     try:
-        return declared_events(instance)
+        return read(instance)
     except TypeError as exc:
         raise LoadError(f"callback {cb_id!r}: {exc}") from exc
     except BaseException as exc:  # e.g. a property that raises; only Ctrl-C goes through
         if is_user_interrupt(exc):
             raise
         raise LoadError(
-            f"callback {cb_id!r}: reading its events raised {describe_exception(exc)}"
-        ) from exc
-
-
-def _declared_params(cb_id: str, instance: Any) -> tuple[HotParam, ...] | None:
-    """:func:`~hotcb.hotparams.declared_params`, or a ``LoadError`` naming the callback."""
-    try:
-        return declared_params(instance)
-    except TypeError as exc:
-        raise LoadError(f"callback {cb_id!r}: {exc}") from exc
-    except BaseException as exc:  # e.g. a property that raises; only Ctrl-C goes through
-        if is_user_interrupt(exc):
-            raise
-        raise LoadError(
-            f"callback {cb_id!r}: reading its hot_params raised {describe_exception(exc)}"
+            f"callback {cb_id!r}: reading its {what} raised {describe_exception(exc)}"
         ) from exc
 
 

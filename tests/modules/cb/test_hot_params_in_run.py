@@ -44,7 +44,7 @@ def test_a_set_is_checked_against_the_declaration_before_set_params(tmp_path: Pa
         assert typo.decision == "failed"
         assert typo.error == (
             "heartbeat has no hot parameter 'evry'; did you mean 'every'? (it has: every, "
-            "events); nothing was changed"
+            "events, message); nothing was changed"
         )
         negative = _send(kernel, 2, op="set", id="heartbeat", params={"every": -3, "events": []})
         assert negative.error == (
@@ -81,6 +81,8 @@ def test_the_state_describes_each_callback_and_what_it_costs(tmp_path: Path) -> 
          "value": 7},
         {"name": "events", "type": "list[str]", "default": ["train_step_end"],
          "help": "the events that beat", "nonempty": True, "value": ["train_step_end"]},
+        {"name": "message", "type": "str", "default": "", "help": "text put in every beat",
+         "value": ""},
     ]  # fmt: skip
     assert record["init"] == {"every": 7} and record["events"] == ["train_step_end"]
     assert record["doc"].startswith("Logs ``[<id>] <event> step=<N>``")

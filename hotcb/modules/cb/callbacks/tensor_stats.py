@@ -102,7 +102,7 @@ class TensorStatsCallback:
         HotParam(
             "pattern",
             str,
-            None,
+            "*",
             "glob (fnmatch) over the module names to watch (null: * unless paths are given)",
             nonempty=True,
             nullable=True,
