@@ -97,6 +97,9 @@ def install() -> bool:
     current = signal.getsignal(signal.SIGINT)
     if current is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
+        # the users counted so far lost the handler to someone else's signal() call (a
+        # kernel left unclosed, then a framework resetting SIGINT): this install owns it alone
+        _users = 0
     elif current is not _on_sigint:
         return False  # someone else handles SIGINT: leave it alone
     _users += 1

@@ -59,3 +59,12 @@ def test_no_sigterm_handling_where_hotcb_does_not_own_sigint(handlers: None) -> 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # e.g. a background job
     assert not interrupts.install()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_an_install_after_the_handler_was_replaced_owns_it_alone(handlers: None) -> None:
+    assert interrupts.install()  # e.g. a kernel that is never closed
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # someone resets SIGINT
+    assert interrupts.install()
+    interrupts.release()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -15,3 +15,14 @@ def test_every_test_module_has_a_name_of_its_own() -> None:
     for path in TESTS.rglob("test_*.py"):
         by_name[path.name].append(str(path.relative_to(TESTS)))
     assert {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}
+
+
+def test_a_module_scoped_fixture_keeps_its_tests_on_one_worker() -> None:
+    """Under pytest-xdist every worker that runs a test of the module sets a module-scoped
+    fixture up again (a training run of 5-30 s): such modules carry an ``xdist_group``."""
+    ungrouped = [
+        str(path.relative_to(TESTS))
+        for path in TESTS.rglob("test_*.py")
+        if 'scope="module"' in (text := path.read_text()) and "xdist_group" not in text
+    ]
+    assert ungrouped == []

@@ -23,6 +23,9 @@ if importlib.util.find_spec("lightning") is None:
     pytest.skip("needs lightning", allow_module_level=True)
 from tests.helpers import REPO, Child, external_entries, hotcb, needs_hotcb, run_state
 
+# one module-scoped run: the tests stay on one xdist worker (else each worker runs it)
+pytestmark = pytest.mark.xdist_group("template")
+
 APP = Path(__file__).with_name("template_app")
 
 

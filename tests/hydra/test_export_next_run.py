@@ -31,7 +31,8 @@ from hotcb.cli import cli
 from hotcb.ledger import read_ledger
 from tests.helpers import Child, external_entries, hotcb, needs_hotcb, run_state
 
-pytestmark = [pytest.mark.subprocess, needs_hotcb]
+# one module-scoped pair of runs: the tests stay on one xdist worker
+pytestmark = [pytest.mark.subprocess, needs_hotcb, pytest.mark.xdist_group("export_next_run")]
 
 TRAIN = """
 import pathlib, time

@@ -25,7 +25,13 @@ import yaml
 from hotcb.ledger import LedgerEntry, read_ledger
 from tests.helpers import Child, hotcb, needs_hotcb
 
-pytestmark = [pytest.mark.subprocess, pytest.mark.slow(6), needs_hotcb]
+# one module-scoped set of runs: the tests stay on one xdist worker (else each worker runs it)
+pytestmark = [
+    pytest.mark.subprocess,
+    pytest.mark.slow(1),
+    needs_hotcb,
+    pytest.mark.xdist_group("replay"),
+]
 
 TRAIN = """
 import os, sys, time

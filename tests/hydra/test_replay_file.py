@@ -29,6 +29,9 @@ from hotcb.stream import CommandStream
 from tests.helpers import HEARTBEAT_CLASS, Child
 from tests.hydra.test_replay import TRAIN, op_sequence
 
+# one module-scoped run: the tests stay on one xdist worker (else each worker runs it)
+pytestmark = pytest.mark.xdist_group("replay_file")
+
 ENTRIES = INLINE_MAX + 50
 CONFIG = f"""defaults:
   - _self_
