@@ -203,7 +203,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         cli("opt", "set", "lr=0.05", f"clip_norm={CLIP}", "--timeout", "60")
         cli("loss", "set", "mse_w=2.0", "--timeout", "60")
         proc.wait_for(lambda: len(external_entries(run_dir)) == 4, what="the commands applied")
-        at_step(proc, run_dir, external_entries(run_dir)[0].step + 100)  # beats at the new cadence
+        applied = [e.step for e in external_entries(run_dir)]
+        # beats at the new cadence, and 50+ steps of the new lr, weight and clipping
+        at_step(proc, run_dir, max(applied[0] + 100, applied[-1] + 60))
         cli(
             "cb",
             "load",
