@@ -68,7 +68,8 @@ _STEP_END = ("train_step_end",)
 
 
 def _loss(outputs: Any) -> Any:
-    if isinstance(outputs, Mapping):
+    # Lightning's automatic optimization hands a dict: skip the ABC isinstance for it
+    if type(outputs) is dict or isinstance(outputs, Mapping):
         outputs = outputs.get("loss")
     return to_scalar(outputs)
 
@@ -285,9 +286,12 @@ class HotCallbackController(Callback):
 
     def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
         ctl = self._ctl
-        if ctl is not None and (self._all_events or ctl.handlers("after_backward")):
+        if ctl is None:
+            return
+        if self._all_events or ctl.handlers("after_backward"):
             self._apply(trainer, "after_backward")
-        self._forward("on_after_backward", (trainer, pl_module), {})
+        if ctl.declares(_AFTER_BACKWARD):
+            self._dispatch_hook(ctl, _AFTER_BACKWARD, (trainer, pl_module), {})
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -361,6 +365,7 @@ class HotCallbackController(Callback):
 
 
 _BATCH_END = PREFIX + "on_train_batch_end"
+_AFTER_BACKWARD = PREFIX + "on_after_backward"
 
 
 def _forwarder(hook: str) -> Callable[..., None]:
