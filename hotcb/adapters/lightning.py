@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 from hotcb.adapters.lightning_callbacks import ADOPTED_SYMBOL, HOOKS, PREFIX, adoptable
 from hotcb.adapters.session import AdapterSession
+from hotcb.requests import REQUESTS_KEY
 from hotcb.scalar import to_scalar
 
 __all__ = ["HotCBLightning", "HotCallbackController", "LazyMetrics"]
@@ -62,9 +63,13 @@ _EVENTS = {
     "on_train_end": "train_end",
 }
 
+#: ``kernel.apply``'s events at the safe point (one tuple, not a list per step).
+_STEP_END = ("train_step_end",)
+
 
 def _loss(outputs: Any) -> Any:
-    if isinstance(outputs, Mapping):
+    # Lightning's automatic optimization hands a dict: skip the ABC isinstance for it
+    if type(outputs) is dict or isinstance(outputs, Mapping):
         outputs = outputs.get("loss")
     return to_scalar(outputs)
 
@@ -213,6 +218,8 @@ class HotCallbackController(Callback):
         )
         self._states: dict[str, Any] = {}
         self._ctl: Any = None
+        self._kernel: Any = None  # the session's kernel while it runs (one lookup per step)
+        self._env: dict[str, Any] = {}  # the session's env while it runs
         self._all_events = False
 
     def _apply(self, trainer: Any, event: str, **extra: Any) -> None:
@@ -226,13 +233,22 @@ class HotCallbackController(Callback):
         if reason:
             trainer.should_stop = True
 
+    def _stop_if_requested(self, trainer: Any) -> None:
+        if self.session.take_stop_request():
+            trainer.should_stop = True
+
     def _forward(self, hook: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ctl = self._ctl
-        if ctl is None or not ctl.declares(PREFIX + hook):
-            return
+        key = PREFIX + hook
+        if ctl is not None and ctl.declares(key):
+            self._dispatch_hook(ctl, key, args, kwargs)
+
+    def _dispatch_hook(
+        self, ctl: Any, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         env = self.session.env
         env["hook_args"], env["hook_kwargs"] = args, kwargs
-        ctl.dispatch(env, (PREFIX + hook,))
+        ctl.dispatch(env, (key,))
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -261,6 +277,7 @@ class HotCallbackController(Callback):
             )
             kernel = self.session.kernel
             self._ctl = kernel.callbacks if kernel is not None else None
+            self._kernel, self._env = kernel, self.session.env
             # other kernel modules (opt's clip_norm, loss's ramps) take every event
             self._all_events = kernel is not None and len(kernel.modules) > 1
             self._restore_states()
@@ -269,19 +286,33 @@ class HotCallbackController(Callback):
 
     def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
         ctl = self._ctl
-        if ctl is not None and (self._all_events or ctl.handlers("after_backward")):
+        if ctl is None:
+            return
+        if self._all_events or ctl.handlers("after_backward"):
             self._apply(trainer, "after_backward")
-        self._forward("on_after_backward", (trainer, pl_module), {})
+        if ctl.declares(_AFTER_BACKWARD):
+            self._dispatch_hook(ctl, _AFTER_BACKWARD, (trainer, pl_module), {})
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         ctl = self._ctl
-        if ctl is not None:  # the safe point: commands are read here
-            # the loss is read (a device sync) only when a callback takes the event
-            loss = _loss(outputs) if ctl.handlers("train_step_end") else None
-            self._apply(trainer, "train_step_end", loss=loss)
-            self._forward("on_train_batch_end", (trainer, pl_module, outputs, batch, batch_idx), {})
+        if ctl is None:
+            return
+        # the safe point: commands are read here. Every step, so the session's `apply`
+        # inlined: the env written in place, one global_step read, one kernel call.
+        env = self._env
+        env["step"] = trainer.global_step
+        env["epoch"] = trainer.current_epoch
+        # the loss is read (a device sync) only when a callback takes the event
+        env["loss"] = _loss(outputs) if ctl.handlers("train_step_end") else None
+        self._kernel.apply(env, _STEP_END)
+        if REQUESTS_KEY in env:
+            self._stop_if_requested(trainer)
+        if ctl.declares(_BATCH_END):
+            self._dispatch_hook(
+                ctl, _BATCH_END, (trainer, pl_module, outputs, batch, batch_idx), {}
+            )
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if self._ctl is not None and not trainer.sanity_checking:
@@ -304,7 +335,7 @@ class HotCallbackController(Callback):
             self._close()
 
     def _close(self) -> None:
-        self._ctl = None
+        self._ctl = self._kernel = None
         self.session.close()
 
     # -- the wrapped callbacks' state in Lightning checkpoints ----------------------------
@@ -333,9 +364,18 @@ class HotCallbackController(Callback):
                 instance.load_state_dict(state)
 
 
+_BATCH_END = PREFIX + "on_train_batch_end"
+_AFTER_BACKWARD = PREFIX + "on_after_backward"
+
+
 def _forwarder(hook: str) -> Callable[..., None]:
+    key = PREFIX + hook
+
     def forward(self: HotCallbackController, *args: Any, **kwargs: Any) -> None:
-        self._forward(hook, args, kwargs)
+        # called by Lightning at every hook, overridden or not: idle, one check
+        ctl = self._ctl
+        if ctl is not None and ctl.declares(key):
+            self._dispatch_hook(ctl, key, args, kwargs)
 
     forward.__name__ = forward.__qualname__ = hook
     forward.__doc__ = f"Forward ``{hook}`` to the wrapped Lightning callbacks that override it."

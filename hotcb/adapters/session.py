@@ -106,6 +106,11 @@ class AdapterSession:
             return None
         self.env.update(env)
         self.kernel.apply(self.env, [event])
+        return self.take_stop_request()
+
+    def take_stop_request(self) -> str | None:
+        """A stop request's reason (said on the sink and forgotten), or None; for an adapter
+        that updates :attr:`env` and calls the kernel itself on its hot path."""
         reason = stop_requested(self.env)
         if reason:
             self.sink(f"[hotcb] stop requested at step {self.env.get('step')}: {reason}")

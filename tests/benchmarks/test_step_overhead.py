@@ -73,3 +73,36 @@ def test_ddp_benchmark_reports_both_sync_intervals(python: str) -> None:
     assert (
         result["sync_every_1_in_apply_us_per_step"] > result["sync_every_10_in_apply_us_per_step"]
     )
+
+
+@pytest.mark.slow(10)
+def test_lightning_benchmark_compares_like_with_like(python: str) -> None:
+    pytest.importorskip("lightning.pytorch")
+    args = ("--batches", "6", "--epochs", "1", "--repeats", "1")
+    out = subprocess.run(
+        [python, str(REPO / "benchmarks" / "lightning_overhead.py"), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    ).stdout
+    result = json.loads(out[out.index("{") :])
+    setup = result["setup"]
+    assert (setup["batches_per_epoch"], setup["epochs_per_run"], setup["rounds"]) == (6, 1, 1)
+    assert "timing + heartbeat" in setup["loaded"]  # it says what "with" loads
+    # the controller's hooks are measured beside a no-op callback's (the floor)
+    for key in ("per_hook_us_noop_callback", "per_hook_us_idle", "per_hook_us_timing_heartbeat"):
+        assert "on_train_batch_end" in result[key], key
+    floor, idle = result["per_hook_us_noop_callback"], result["per_hook_us_idle"]
+    above = max(us - floor[hook] for hook, us in idle.items())
+    assert result["max_idle_hook_us_above_noop"] == pytest.approx(above, abs=0.011)
+    # every configuration ran, each epoch timed; the ratios are of those medians
+    configs = {"none", "noop", "idle", "loaded"}
+    assert set(result["epoch_cpu_seconds_median"]) == configs
+    median = result["epoch_cpu_seconds_median"]
+    for config, (low, high) in result["epoch_cpu_seconds_spread"].items():
+        assert 0 < low <= median[config] <= high, config
+    # of the unrounded medians: a few-millisecond epoch rounded to 10 µs moves it ~0.5 %
+    ratio = median["idle"] / median["none"]
+    assert result["epoch_ratio"]["idle"] == pytest.approx(ratio, rel=2e-2)
+    assert set(result["epoch_ratio_vs_noop"]) == {"idle", "loaded"}
