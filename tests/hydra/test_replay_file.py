@@ -8,6 +8,7 @@ with the file and line named; inline overrides merge with the file's entries by 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -86,7 +87,14 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
     (app / "conf" / "config.yaml").write_text(CONFIG)
     (app / "train.py").write_text(TRAIN)
     run_dir, out = run_a(app)
-    result = export_config(run_dir, name="big", schedule=True)
+    # exported from the app's dir, as a user would: the printed command names the script
+    # relative to where export-config ran, and it is run from there
+    here = os.getcwd()
+    os.chdir(app)
+    try:
+        result = export_config(run_dir, name="big", schedule=True)
+    finally:
+        os.chdir(here)
     assert result.next_command is not None
     command = shlex.split(result.next_command)
     b = Child([sys.executable, *command[1:], "hydra.run.dir=outputs/B"], cwd=app)
