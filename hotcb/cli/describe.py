@@ -174,7 +174,9 @@ def cb_describe(selection: RunSelection, cb_id: str, as_json: bool) -> None:
         for p in declared:
             kind = p.get("type", "any") + _range(p)
             value = json.dumps(p.get("value"))
-            table.append((p["name"], kind, json.dumps(p.get("default")), value, p.get("help", "")))
+            # the other names it is set by (the reference project's): `keys (scalars)`
+            name = p["name"] + (f" ({', '.join(p['aliases'])})" if p.get("aliases") else "")
+            table.append((name, kind, json.dumps(p.get("default")), value, p.get("help", "")))
         echo_table(table, indent="  ")
     init = info.get("init") or {}
     click.echo(

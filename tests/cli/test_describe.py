@@ -80,6 +80,16 @@ def test_cb_describe_a_loaded_callback_and_a_builtin_not_loaded(run: Path) -> No
     assert code == 1 and err.startswith("hotcb: error: no callback 'nope'")
 
 
+def test_describe_shows_the_reference_names_a_param_is_also_set_by(run: Path) -> None:
+    code, out, _ = invoke("--dir", str(run), "cb", "describe", "jsonl_logger")
+    assert code == 0, out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["keys"].startswith("  keys (scalars) ")
+    assert rows["path"].startswith("  path (out_path) ")
+    described = json.loads(invoke("--dir", str(run), "cb", "describe", "jsonl_logger", "--json")[1])
+    assert {p["name"]: p.get("aliases") for p in described["hot_params"]}["path"] == ["out_path"]
+
+
 @pytest.mark.parametrize("columns", [80, 200])
 def test_status_fits_the_terminal_with_defaults_and_costs(run: Path, columns: int) -> None:
     code, out, _ = invoke("--dir", str(run), "status", columns=columns)
