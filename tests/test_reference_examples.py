@@ -1,7 +1,7 @@
 """The reference project's doc examples for callbacks, each redone here against hotcb with the
 reference's spellings (sidphbot/hotcb docs/examples/bare_torch_example.py,
-custom_callback_example.py, cli_walkthrough.md; its Lightning and HF examples need the adapter
-aliases of another branch). What each does is reproduced, not its code: the bare loop and the
+custom_callback_example.py, cli_walkthrough.md; its Lightning and HF examples are in
+tests/adapters/test_reference_adapter_examples.py). What each does is reproduced, not its code: the bare loop and the
 custom callback in this process (CliRunner for the commands), the walkthrough as one real
 training process driven by the real ``hotcb`` command."""
 

@@ -23,7 +23,7 @@ importing :mod:`hotcb` never imports transformers.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 from hotcb.adapters.hf_callbacks import HOOKS, PREFIX
 from hotcb.adapters.session import AdapterSession
+from hotcb.kernel import Kernel
 
 __all__ = ["HotCBHFCallback", "HotHFCallback"]
 
@@ -44,20 +45,38 @@ class HotHFCallback(TrainerCallback):
     """A ``TrainerCallback`` that runs a :class:`~hotcb.kernel.HotKernel`.
 
     Args:
-        run_dir: the hotcb run dir (default: ``<args.output_dir>/hotcb``).
+        run_dir: the hotcb run dir (default: ``<args.output_dir>/hotcb``), or a kernel the
+            app built (driven as it is, closed at the end; then no ``callbacks`` or kernel
+            options).
         callbacks: the initial set, as ``hotcb.callbacks`` nodes (id -> ``{_target_, ...}``).
         log: a ``print``-like sink for callback output (default ``print``).
+        loss_state: the mapping the loss reads, ``env["loss_state"]`` for the loss module
+            (docs/opt-loss.md); ``mutable_state`` is the reference project's name for it.
+        resolve_optimizer: returns the optimizer, ``env["resolve_optimizer"]`` (the opt
+            module uses it when the Trainer passes none).
         **kernel_kwargs: passed to ``HotKernel``.
     """
 
     def __init__(
         self,
-        run_dir: str | os.PathLike[str] | None = None,
+        run_dir: str | os.PathLike[str] | Kernel | None = None,
         callbacks: Mapping[str, Any] | None = None,
         log: Any = None,
+        *,
+        loss_state: MutableMapping[str, Any] | None = None,
+        mutable_state: MutableMapping[str, Any] | None = None,
+        resolve_optimizer: Callable[[], Any] | None = None,
         **kernel_kwargs: Any,
     ) -> None:
-        self.session = AdapterSession("HotHFCallback", run_dir, callbacks, log, **kernel_kwargs)
+        if loss_state is not None and mutable_state is not None:
+            raise ValueError("HotHFCallback: pass loss_state or mutable_state (the same), not both")
+        env = {
+            "loss_state": mutable_state if loss_state is None else loss_state,
+            "resolve_optimizer": resolve_optimizer,
+        }
+        self.session = AdapterSession(
+            "HotHFCallback", run_dir, callbacks, log, env=env, **kernel_kwargs
+        )
 
     def _forward(self, hook: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         kernel = self.session.kernel

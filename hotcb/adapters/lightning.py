@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 from hotcb.adapters.lightning_callbacks import ADOPTED_SYMBOL, HOOKS, PREFIX, adoptable
 from hotcb.adapters.session import AdapterSession
+from hotcb.kernel import Kernel
 from hotcb.requests import REQUESTS_KEY
 from hotcb.scalar import to_scalar
 
@@ -185,7 +186,8 @@ class HotCallbackController(Callback):
 
     Args:
         run_dir: the hotcb run dir (default: Hydra's output dir inside a Hydra app, else
-            ``<trainer.log_dir or default_root_dir>/hotcb``).
+            ``<trainer.log_dir or default_root_dir>/hotcb``), or a kernel the app built
+            (driven as it is, closed at the end; then no ``callbacks`` or kernel options).
         callbacks: the initial set, as ``hotcb.callbacks`` nodes (id -> ``{_target_, ...}``).
         log: a ``print``-like sink for callback output (default: the ``hotcb`` logger).
         config: the composed ``hotcb`` node (what ``callbacks=[default,hotcb]`` passes):
@@ -193,18 +195,21 @@ class HotCallbackController(Callback):
         adopt: ids of the app's ``callbacks`` config nodes to put under live control
             (``[early_stopping, model_checkpoint]``), or a mapping id -> callback instance.
         adopt_group: the config group the trainer's callbacks come from (``callbacks``).
+        loss_state: the mapping the loss reads, ``env["loss_state"]`` for the loss module
+            (docs/opt-loss.md).
         **kernel_kwargs: passed to ``HotKernel`` (``poll_interval``, ``fsync``, ...).
     """
 
     def __init__(
         self,
-        run_dir: str | os.PathLike[str] | None = None,
+        run_dir: str | os.PathLike[str] | Kernel | None = None,
         callbacks: Mapping[str, Any] | None = None,
         log: Any = None,
         *,
         config: Mapping[str, Any] | None = None,
         adopt: Any = None,
         adopt_group: str = "callbacks",
+        loss_state: MutableMapping[str, Any] | None = None,
         **kernel_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -214,7 +219,13 @@ class HotCallbackController(Callback):
         self.adopt = adopt if adopt is not None else (node.get("adopt") or ())
         self.adopt_group = adopt_group
         self.session = AdapterSession(
-            "HotCallbackController", run_dir, callbacks, log, settings=node, **kernel_kwargs
+            "HotCallbackController",
+            run_dir,
+            callbacks,
+            log,
+            settings=node,
+            env={"loss_state": loss_state},
+            **kernel_kwargs,
         )
         self._states: dict[str, Any] = {}
         self._ctl: Any = None

@@ -64,18 +64,35 @@ class AdapterSession:
         log: a ``print``-like sink for callback output (default: the ``hotcb`` logger at
             INFO, see :func:`log_to_hotcb`).
         settings: the rest of the ``hotcb`` node (``poll_interval``, ``run_dir``, ...).
+        env: entries the env starts with (``loss_state``, ``resolve_optimizer``: what the
+            opt and loss modules read).
         **kernel_kwargs: passed to :class:`~hotcb.kernel.HotKernel`.
+
+    ``run_dir`` may be a kernel the app built (the reference project's
+    ``HotCBLightning(kernel)``): it is driven as it is (no initial set, no kernel options)
+    and closed with the session.
     """
 
     def __init__(
         self,
         owner: str,
-        run_dir: str | os.PathLike[str] | None = None,
+        run_dir: str | os.PathLike[str] | Kernel | None = None,
         callbacks: Mapping[str, Any] | None = None,
         log: Callable[[str], Any] | None = None,
         settings: Mapping[str, Any] | None = None,
+        env: Mapping[str, Any] | None = None,
         **kernel_kwargs: Any,
     ) -> None:
+        self.given: Kernel | None = None
+        if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+            if callbacks or kernel_kwargs:
+                raise ValueError(
+                    f"{owner}: given a kernel, it takes no callbacks or kernel options "
+                    f"(got {sorted([*(callbacks or {}), *kernel_kwargs])}): load them into "
+                    "the kernel, or pass run_dir= instead of the kernel"
+                )
+            self.given, run_dir = run_dir, None
+        self.seed = {k: v for k, v in (env or {}).items() if v is not None}
         self.settings = {k: v for k, v in (settings or {}).items() if k not in _NOT_KERNEL}
         self.run_dir = run_dir or self.settings.pop("run_dir", None)
         self.callbacks = callback_nodes(callbacks, owner)
@@ -94,11 +111,14 @@ class AdapterSession:
         if self.kernel is not None:
             return
         show_hotcb_log()
-        cfg = {"hotcb": {**self.settings, "callbacks": self.callbacks}}
-        run_dir = self.run_dir or default_run_dir
-        kernel = kernel_from_config(cfg, run_dir=run_dir, **self.kernel_kwargs)
+        if self.given is not None:
+            kernel = self.given
+        else:
+            cfg = {"hotcb": {**self.settings, "callbacks": self.callbacks}}
+            run_dir = self.run_dir or default_run_dir
+            kernel = kernel_from_config(cfg, run_dir=run_dir, **self.kernel_kwargs)
         self.kernel = kernel
-        self.env = {"log": self.sink, "run_dir": str(kernel.run_dir.path), **env}
+        self.env = {"log": self.sink, "run_dir": str(kernel.run_dir.path), **self.seed, **env}
 
     def apply(self, event: str, **env: Any) -> str | None:
         """Update the env, dispatch ``event``; return a stop request's reason, if any."""
