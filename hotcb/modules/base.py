@@ -34,7 +34,7 @@ from hotcb.ledger import LedgerEntry
 from hotcb.ops import CommandError, Op, OpSpec, module_ops
 from hotcb.rundir import RunDir
 
-__all__ = ["Env", "KernelModule", "ModuleHost", "OpResult", "op_from_entry"]
+__all__ = ["Env", "KernelModule", "ModuleHost", "OpResult", "StepWork", "op_from_entry"]
 
 #: The dict a training loop passes to ``apply`` (and every callback).
 Env = dict[str, Any]
@@ -112,6 +112,65 @@ class KernelModule(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class StepWork:
+    """What a module whose ``dispatch`` is only its per-step work shares (``opt``'s
+    clipping, ``loss``'s ramps): the kernel calls it at the first ``apply`` (where
+    :meth:`_look` finds what the module drives in the env), then only while
+    :meth:`_step_work` returns a callable; :meth:`_redispatch` tells the host when that
+    changes.
+
+    >>> class Idle(StepWork):
+    ...     def _look(self, env): pass
+    ...     def _step_work(self): return None
+    >>> module = Idle()
+    >>> module.dispatch is not None  # the first apply
+    True
+    >>> module.dispatch({}, ["train_step_end"]); module.dispatch is None
+    True
+    """
+
+    def __init__(self) -> None:
+        #: what the kernel calls per apply: the first apply, then the step work (None: nothing)
+        self._dispatch: Callable[[Env, Sequence[str]], None] | None = self._first_dispatch
+        self._started = False  # True once the first apply was dispatched
+        self._host: ModuleHost | None = None
+
+    def attach(self, kernel: ModuleHost) -> None:
+        self._host = kernel
+
+    @property
+    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """At the first ``apply`` and while the module has per-step work, else None."""
+        return self._dispatch
+
+    def _look(self, env: Env) -> None:
+        """Find what the module drives in ``env`` (the optimizer, the loss state)."""
+        raise NotImplementedError
+
+    def _step_work(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """The per-step work now, or None."""
+        raise NotImplementedError
+
+    def _first_dispatch(self, env: Env, events: Sequence[str]) -> None:
+        """The first apply: note what the module drives as the run starts it, then do
+        what this step needs and leave the dispatch if there is nothing."""
+        self._look(env)
+        self._started = True
+        self._redispatch()
+        if self._dispatch is not None:
+            self._dispatch(env, events)
+
+    def _redispatch(self) -> None:
+        """Be in the kernel's dispatch exactly while there is per-step work."""
+        if not self._started:
+            return  # the first apply decides
+        wanted = self._step_work()
+        if wanted != self._dispatch:
+            self._dispatch = wanted
+            if self._host is not None:
+                self._host.redispatch()
 
 
 def op_from_entry(entry: LedgerEntry) -> Op | None:

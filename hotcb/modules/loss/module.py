@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from hotcb.ledger import LedgerEntry
-from hotcb.modules.base import Env, ModuleHost, OpResult
+from hotcb.modules.base import Env, OpResult, StepWork
 from hotcb.modules.loss.params import LOSS_ID, check_change, leaf, split_path
 from hotcb.modules.loss.ramps import Ramp
 from hotcb.ops import Op, OpSpec, register_ops
@@ -79,7 +79,7 @@ def find_loss_state(env: Env) -> MutableMapping[str, Any] | None:
     return state if isinstance(state, MutableMapping) else None
 
 
-class LossModule:
+class LossModule(StepWork):
     """Kernel module ``loss``.
 
     Args:
@@ -93,46 +93,20 @@ class LossModule:
     ops: Sequence[OpSpec] = LOSS_OPS
 
     def __init__(self, config_key: str | None = None) -> None:
+        super().__init__()
         self.config_key = config_key
         self._state: MutableMapping[str, Any] | None = None
         self._initial: dict[str, Any] | None = None
         self._ramps: dict[str, Ramp] = {}
         self._step: Any = None
-        #: what the kernel calls per apply: the first apply, then ramps (None: nothing)
-        self._dispatch: Callable[[Env, Sequence[str]], None] | None = self._first_dispatch
-        self._started = False  # True once the first apply was dispatched
-        self._host: ModuleHost | None = None
-
-    def attach(self, kernel: ModuleHost) -> None:
-        self._host = kernel
-
-    @property
-    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
-        """At the first ``apply`` and while a ramp runs, else None."""
-        return self._dispatch
-
-    def _first_dispatch(self, env: Env, events: Sequence[str]) -> None:
-        """The first apply: note the loss state as the run starts it (the state's
-        ``initial``), then leave the dispatch unless a ramp runs."""
-        self._look(env)
-        self._started = True
-        self._redispatch()
-        if self._dispatch is not None:
-            self._dispatch(env, events)
 
     def _ramp_dispatch(self, env: Env, events: Sequence[str]) -> None:
         self._look(env)
         self._advance(env.get("step"))
 
-    def _redispatch(self) -> None:
-        """Be in the kernel's dispatch exactly while a ramp runs."""
-        if not self._started:
-            return  # the first apply decides
-        wanted = self._ramp_dispatch if self._ramps else None
-        if wanted != self._dispatch:
-            self._dispatch = wanted
-            if self._host is not None:
-                self._host.redispatch()
+    def _step_work(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """The ramps, while one runs."""
+        return self._ramp_dispatch if self._ramps else None
 
     def _look(self, env: Env) -> None:
         state = find_loss_state(env)

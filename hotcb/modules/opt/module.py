@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hotcb.ledger import LedgerEntry
-from hotcb.modules.base import Env, ModuleHost, OpResult
+from hotcb.modules.base import Env, OpResult, StepWork
 from hotcb.modules.opt.params import OPT_ID, check_values, group_view, plan
 from hotcb.modules.opt.schedule import rescale, schedulers
 from hotcb.ops import Op, OpSpec, register_ops
@@ -73,7 +73,7 @@ def find_scheduler(env: Env) -> Any:
     return scheduler if scheduler is not None else env.get("lr_scheduler")
 
 
-class OptModule:
+class OptModule(StepWork):
     """Kernel module ``opt``.
 
     Args:
@@ -89,6 +89,7 @@ class OptModule:
     ops: Sequence[OpSpec] = OPT_OPS
 
     def __init__(self, config_key: str | None = None, clip_norm: float | None = None) -> None:
+        super().__init__()
         self.config_key = config_key
         self._default_clip = clip_norm
         self._optimizer: Any = None
@@ -96,47 +97,20 @@ class OptModule:
         #: per group: the norm its gradients are clipped to (None: not clipped)
         self._clip: list[float | None] = []
         self._initial: list[dict[str, Any]] = []
-        #: what the kernel calls per apply: the first apply, then clipping (None: nothing)
-        self._dispatch: Callable[[Env, Sequence[str]], None] | None = self._first_dispatch
-        self._started = False  # True once the first apply was dispatched
-        self._host: ModuleHost | None = None
-
-    def attach(self, kernel: ModuleHost) -> None:
-        self._host = kernel
-
-    @property
-    def dispatch(self) -> Callable[[Env, Sequence[str]], None] | None:
-        """At the first ``apply`` and while a group has a ``clip_norm``, else None."""
-        return self._dispatch
-
-    def _first_dispatch(self, env: Env, events: Sequence[str]) -> None:
-        """The first apply: note the optimizer as the run starts it (the state's
-        ``initial``), then do what this step needs and leave the dispatch if nothing."""
-        self._look(env)
-        self._started = True
-        self._redispatch()
-        if self._dispatch is not None:
-            self._dispatch(env, events)
 
     def _clip_dispatch(self, env: Env, events: Sequence[str]) -> None:
         if "after_backward" in events:
             self._look(env)
             self._clip_gradients()
 
-    def _redispatch(self) -> None:
-        """Be in the kernel's dispatch exactly while gradients are to be clipped (a default
-        ``clip_norm`` waits there for the optimizer)."""
-        if not self._started:
-            return  # the first apply decides
+    def _step_work(self) -> Callable[[Env, Sequence[str]], None] | None:
+        """Clipping, while gradients are to be clipped (a default ``clip_norm`` waits there
+        for the optimizer)."""
         if self._optimizer is None:
             clipping = self._default_clip is not None
         else:
             clipping = any(c is not None for c in self._clip)
-        wanted = self._clip_dispatch if clipping else None
-        if wanted != self._dispatch:
-            self._dispatch = wanted
-            if self._host is not None:
-                self._host.redispatch()
+        return self._clip_dispatch if clipping else None
 
     def _look(self, env: Env) -> None:
         """Remember the optimizer and scheduler of the env (the first time, or a new one)."""
